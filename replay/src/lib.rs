@@ -1,0 +1,1 @@
+//! weightlog-replay: projections and mechanisms. Filled in by the mechanisms issue.

@@ -1,0 +1,21 @@
+//! weightlog-schema: the event types of a weightlog log, their canonical bytes, hashes,
+//! the Merkle tree with its proofs, and signed checkpoints.
+//!
+//! This crate is pure: no I/O, no clock, no async. Everything an auditor needs to check a
+//! log it was handed lives here, so an auditor's code path pulls in nothing else.
+
+pub mod bundle;
+pub mod checkpoint;
+pub mod codec;
+pub mod event;
+pub mod hash;
+pub mod json_schema;
+pub mod merkle;
+pub mod proof;
+pub mod signature;
+pub mod ss58;
+
+pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
+pub use codec::{CodecError, EVENT_BYTES_MAX, decode, encode};
+pub use event::{Event, EventKind, Payload, SCHEMA_VERSION, SequencedEvent};
+pub use hash::{Hash, event_id, leaf_hash, node_hash};

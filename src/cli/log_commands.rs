@@ -1,0 +1,303 @@
+//! `init`, `append`, `inspect`, `cat`, `verify`.
+
+use std::io::{BufRead, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand_core::{OsRng, RngCore};
+use serde_json::json;
+use weightlog_schema::event::LogId;
+use weightlog_schema::merkle;
+use weightlog_schema::{Event, SequencedEvent, event_id};
+
+use super::{AppendArgs, CatArgs, CliError, InitArgs, InspectArgs, VerifyArgs};
+use crate::log::{APPEND_BATCH_EVENTS_MAX, Genesis, Log, LogError, LogReader, verify_log};
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+pub(super) fn init(args: InitArgs) -> Result<(), CliError> {
+    let parameters_json = match &args.parameters {
+        Some(path) => std::fs::read_to_string(path).map_err(CliError::io(path))?,
+        None => "{}".to_string(),
+    };
+    let hotkey = args.wallet.load()?;
+    let mut log_id = [0u8; 16];
+    OsRng.fill_bytes(&mut log_id);
+    let log = Log::create(
+        &args.log,
+        hotkey,
+        Genesis {
+            netuid: args.netuid,
+            profile: args.profile,
+            parameters_json,
+            timestamp_ms: now_ms(),
+            log_id: LogId(log_id),
+        },
+    )?;
+    println!("created {}", args.log.display());
+    println!("origin  {}", log.meta().origin);
+    println!("signer  {}", log.meta().signer.to_ss58());
+    log.close()?;
+    Ok(())
+}
+
+/// Reads a JSON Lines batch; the error names the first bad line.
+pub(crate) fn read_jsonl(reader: impl BufRead) -> Result<(Vec<Event>, Vec<u64>), CliError> {
+    let mut events = Vec::new();
+    let mut line_numbers = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let number = index as u64 + 1;
+        let line =
+            line.map_err(|error| CliError::Input(format!("line {number}: cannot read: {error}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if events.len() == APPEND_BATCH_EVENTS_MAX {
+            return Err(CliError::Input(format!(
+                "line {number}: a batch holds at most {APPEND_BATCH_EVENTS_MAX} events; split the file"
+            )));
+        }
+        let event: Event = serde_json::from_str(&line)
+            .map_err(|error| CliError::Input(format!("line {number}: {error}")))?;
+        events.push(event);
+        line_numbers.push(number);
+    }
+    Ok((events, line_numbers))
+}
+
+pub(super) fn append(args: AppendArgs) -> Result<(), CliError> {
+    let (events, line_numbers) = if args.jsonl.as_os_str() == "-" {
+        read_jsonl(std::io::stdin().lock())?
+    } else {
+        let file = std::fs::File::open(&args.jsonl).map_err(CliError::io(&args.jsonl))?;
+        read_jsonl(std::io::BufReader::new(file))?
+    };
+    if events.is_empty() {
+        return Err(CliError::Input(format!(
+            "{}: no events to append",
+            args.jsonl.display()
+        )));
+    }
+    let hotkey = args.wallet.load()?;
+    let log = Log::open(&args.log, hotkey)?;
+    let size_before = log.reader().size()?;
+    let seqs = match log.append_batch(&events) {
+        Ok(seqs) => seqs,
+        Err(LogError::BadEvent { index, source }) => {
+            return Err(CliError::Input(format!(
+                "line {}: {source}; nothing was appended",
+                line_numbers[index]
+            )));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let first = seqs.iter().min().copied().unwrap_or(0);
+    let last = seqs.iter().max().copied().unwrap_or(0);
+    let size = log.reader().size()?;
+    // Appends are idempotent: events already in the log keep the seq they have.
+    println!(
+        "{} events at seqs {first}..={last}: {} new, {} already in the log; log size {size}",
+        seqs.len(),
+        size - size_before,
+        seqs.len() as u64 - (size - size_before)
+    );
+    log.close()?;
+    Ok(())
+}
+
+pub(super) fn inspect(args: InspectArgs) -> Result<(), CliError> {
+    let reader = LogReader::open(&args.log)?;
+    let snapshot = reader.snapshot()?;
+    let size = snapshot.size()?;
+    let root = merkle::root(&snapshot.stored_tree()?, size)?;
+    let checkpoint = snapshot.last_checkpoint()?;
+    let checkpoint_status = match &checkpoint {
+        None => "none".to_string(),
+        Some(checkpoint) => match checkpoint.verify(&reader.meta().signer) {
+            Ok(()) if checkpoint.checkpoint.root == root && checkpoint.checkpoint.size == size => {
+                "signature valid, matches the stored root".to_string()
+            }
+            Ok(()) => "signature valid, but does NOT match the stored tree".to_string(),
+            Err(error) => format!("INVALID: {error}"),
+        },
+    };
+    let counts = snapshot.kind_counts()?;
+    if args.json {
+        let by_kind: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(kind, count)| (kind.name().to_string(), json!(count)))
+            .collect();
+        let summary = json!({
+            "path": args.log,
+            "origin": reader.meta().origin,
+            "signer": reader.meta().signer.to_ss58(),
+            "log_id": reader.meta().log_id.to_hex(),
+            "schema_version": reader.meta().schema_version,
+            "size": size,
+            "root": root,
+            "last_checkpoint": checkpoint.as_ref().map(|c| c.to_text()),
+            "last_checkpoint_status": checkpoint_status,
+            "counts_by_kind": by_kind,
+        });
+        println!("{summary:#}");
+        return Ok(());
+    }
+    println!("log        {}", args.log.display());
+    println!("origin     {}", reader.meta().origin);
+    println!("signer     {}", reader.meta().signer.to_ss58());
+    println!("size       {size}");
+    println!("root       {root}");
+    match &checkpoint {
+        Some(checkpoint) => println!(
+            "checkpoint size {} root {} ({checkpoint_status})",
+            checkpoint.checkpoint.size, checkpoint.checkpoint.root
+        ),
+        None => println!("checkpoint none"),
+    }
+    println!("events by kind:");
+    for (kind, count) in counts {
+        if count > 0 {
+            println!("  {:<22} {count}", kind.name());
+        }
+    }
+    Ok(())
+}
+
+/// Most events `cat` holds in memory at once.
+const CAT_CHUNK_EVENTS: u64 = 4096;
+
+pub(super) fn cat(args: CatArgs) -> Result<(), CliError> {
+    let reader = LogReader::open(&args.log)?;
+    let snapshot = reader.snapshot()?;
+    let to = args.to.unwrap_or(u64::MAX).min(snapshot.size()?);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut from = args.from;
+    while from < to {
+        let chunk_end = to.min(from.saturating_add(CAT_CHUNK_EVENTS));
+        let mut failure = None;
+        snapshot.for_each_raw(from, chunk_end, |seq, bytes| {
+            let event = weightlog_schema::decode(bytes).map_err(|error| LogError::Corrupt {
+                seq,
+                reason: error.to_string(),
+            })?;
+            let written = if args.json {
+                let line = SequencedEvent {
+                    seq,
+                    id: event_id(bytes),
+                    event,
+                };
+                serde_json::to_writer(&mut out, &line)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+            } else {
+                writeln!(
+                    out,
+                    "{seq}\t{}\t{}\t{}",
+                    event.timestamp_ms,
+                    event.kind(),
+                    summary(&event)
+                )
+            };
+            if let Err(error) = written {
+                failure = Some(error);
+            }
+            Ok(())
+        })?;
+        if let Some(error) = failure {
+            // A closed pipe (`weightlog cat | head`) is a normal way to stop reading.
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(CliError::Io {
+                path: "stdout".into(),
+                source: error,
+            });
+        }
+        from = chunk_end;
+    }
+    out.flush().or_else(|error| match error.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(CliError::Io {
+            path: "stdout".into(),
+            source: error,
+        }),
+    })
+}
+
+/// One short human line about an event.
+fn summary(event: &Event) -> String {
+    use weightlog_schema::Payload::*;
+    match &event.payload {
+        LogOpened(e) => format!(
+            "netuid {} profile {} signer {}",
+            e.netuid, e.profile, e.validator_hotkey
+        ),
+        ProfileChanged(e) => format!("profile {}", e.profile),
+        MetagraphObserved(e) => format!("block {} neurons {}", e.block, e.neurons.len()),
+        EnvironmentRegistered(e) => format!("{} {} ({:?})", e.name, e.version, e.environment_kind),
+        ChallengeIssued(e) => format!(
+            "challenge {} env {} uids {}",
+            e.challenge_id,
+            e.environment,
+            e.target_uids.len()
+        ),
+        ResponseReceived(e) => format!(
+            "challenge {} uid {} latency {} ms",
+            e.challenge_id, e.uid, e.latency_ms
+        ),
+        EmbeddingComputed(e) => format!(
+            "challenge {} uid {} dims {}",
+            e.challenge_id,
+            e.uid,
+            e.vector.len()
+        ),
+        EvaluationRecorded(e) => format!(
+            "challenge {} uid {} score {}",
+            e.challenge_id, e.uid, e.score
+        ),
+        ExternalScoreRecorded(e) => format!(
+            "source {} block {} scores {}",
+            e.source,
+            e.block,
+            e.scores.len()
+        ),
+        GroundTruthRevealed(e) => format!("challenge {}", e.challenge_id),
+        WeightsComputed(e) => format!(
+            "block {} mechanism {} uids {}",
+            e.block,
+            e.mechanism,
+            e.u16_uids.len()
+        ),
+        WeightsSubmitted(e) => format!("decision {} call {:?}", e.decision_seq, e.call),
+    }
+}
+
+pub(super) fn verify(args: VerifyArgs) -> Result<(), CliError> {
+    let reader = LogReader::open(&args.log)?;
+    let report = verify_log(&reader, |_| {})?;
+    if args.json {
+        println!(
+            "{:#}",
+            serde_json::to_value(&report).unwrap_or(serde_json::Value::Null)
+        );
+    } else {
+        println!("origin       {}", report.origin);
+        println!("signer       {}", report.signer);
+        println!("events       {}", report.events_checked);
+        println!("checkpoints  {}", report.checkpoints_checked);
+        println!("root         {}", report.root);
+    }
+    match &report.problem {
+        None => {
+            if !args.json {
+                println!("ok: every event, leaf, root and checkpoint signature checks out");
+            }
+            Ok(())
+        }
+        Some(problem) => Err(CliError::Invalid(format!("log is invalid: {problem}"))),
+    }
+}

@@ -1,0 +1,269 @@
+//! The `weightlog` command line: argument definitions and dispatch. Each command's work is
+//! in `log_commands.rs`, `proof_commands.rs` or `key_commands.rs`.
+//!
+//! **API Boundary:** everything here is untrusted input; errors become one clear line on
+//! stderr and a non-zero exit code (see [`ExitCode`]).
+
+mod key_commands;
+mod log_commands;
+mod proof_commands;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::keys::{KeyError, PasswordSource, WalletLocation};
+use crate::log::LogError;
+
+/// Exit code of a command that failed on bad input, I/O or a missing file.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code of `verify` / `verify-proof` when the log or proof does not check out.
+pub const EXIT_INVALID: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "weightlog",
+    version,
+    about = "A signed, Merkle-committed event log for Bittensor validators",
+    long_about = "weightlog records every challenge, miner response, evaluation and weight decision \
+of a Bittensor validator in a signed, Merkle-committed event log (redb), so that anyone holding \
+the log can check it is untampered and recompute the weights."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new log signed by a wallet hotkey; its first event is `LogOpened`.
+    Init(InitArgs),
+    /// Append events from a JSON Lines file as one atomic batch (all or nothing).
+    Append(AppendArgs),
+    /// Show a log's size, root, last checkpoint and event counts by kind.
+    Inspect(InspectArgs),
+    /// Print events, as one line each or as JSON Lines (`--json`).
+    Cat(CatArgs),
+    /// Print a signed checkpoint (the newest, or the one for `--size` events).
+    Checkpoint(CheckpointArgs),
+    /// Write an inclusion or consistency proof (JSON) for offline checking.
+    #[command(subcommand)]
+    Prove(ProveCommand),
+    /// Check a proof file offline against a validator's SS58 address.
+    VerifyProof(VerifyProofArgs),
+    /// Check every event, leaf, Merkle root and checkpoint signature of a log, in order;
+    /// names the first bad seq. Exit 0 when the log checks out, 2 when it does not.
+    Verify(VerifyArgs),
+    /// Manage hotkeys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Write the JSON Schema files of the event JSON form into a directory.
+    Schema(SchemaArgs),
+}
+
+/// Where to find the signing hotkey (btcli conventions).
+#[derive(Debug, Clone, Args)]
+pub struct WalletArgs {
+    /// Wallets directory [default: ~/.bittensor/wallets].
+    #[arg(long = "wallet.path", value_name = "DIR")]
+    pub wallet_path: Option<PathBuf>,
+    /// Wallet (coldkey) name.
+    #[arg(long = "wallet.name", value_name = "NAME", default_value = "default")]
+    pub wallet_name: String,
+    /// Hotkey name inside the wallet.
+    #[arg(long = "wallet.hotkey", value_name = "NAME", default_value = "default")]
+    pub wallet_hotkey: String,
+}
+
+impl WalletArgs {
+    pub fn location(&self) -> WalletLocation {
+        WalletLocation::new(
+            self.wallet_path
+                .clone()
+                .unwrap_or_else(WalletLocation::default_path),
+            self.wallet_name.clone(),
+            self.wallet_hotkey.clone(),
+        )
+    }
+
+    /// Loads the hotkey; an encrypted keyfile's password comes from
+    /// `WEIGHTLOG_WALLET_PASSWORD` or an interactive prompt.
+    pub fn load(&self) -> Result<crate::keys::Hotkey, KeyError> {
+        crate::keys::load_hotkey(&self.location(), &PasswordSource::EnvOrPrompt)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Path of the new log file.
+    pub log: PathBuf,
+    /// Subnet the validator works on.
+    #[arg(long)]
+    pub netuid: u16,
+    /// Profile name (affine, loosh, quasar, omega, aml, or your own).
+    #[arg(long)]
+    pub profile: String,
+    /// The profile's parameters: a JSON file [default: `{}`].
+    #[arg(long, value_name = "FILE")]
+    pub parameters: Option<PathBuf>,
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// The log to append to.
+    pub log: PathBuf,
+    /// JSON Lines file of events (`-` for stdin); one event per line in the JSON form
+    /// documented in schema/json/Event.schema.json. Blank lines are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: PathBuf,
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    pub log: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    pub log: PathBuf,
+    /// First seq to print.
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Print seqs below this one [default: the end of the log].
+    #[arg(long)]
+    pub to: Option<u64>,
+    /// Print JSON Lines (seq, id and the event's JSON form).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    pub log: PathBuf,
+    /// The checkpoint for exactly this many events [default: the newest].
+    #[arg(long)]
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProveCommand {
+    /// Prove that event SEQ is in the log of a signed checkpoint.
+    Inclusion {
+        log: PathBuf,
+        seq: u64,
+        /// Checkpoint size to prove against [default: the newest checkpoint].
+        #[arg(long)]
+        size: Option<u64>,
+        /// Write the proof here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Prove that the log of checkpoint OLD is a prefix of the log of checkpoint NEW.
+    Consistency {
+        log: PathBuf,
+        old: u64,
+        new: u64,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyProofArgs {
+    /// Proof file written by `weightlog prove`.
+    pub proof: PathBuf,
+    /// SS58 address of the validator hotkey that must have signed the checkpoints.
+    #[arg(long, value_name = "SS58")]
+    pub signer: String,
+    /// A checkpoint you hold from elsewhere (text file); the proof's checkpoint of the same
+    /// size must equal it.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub log: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a fresh, unencrypted development hotkey in a wallet directory (for demos and
+    /// tests; never for a validator holding stake).
+    Dev {
+        #[command(flatten)]
+        wallet: WalletArgs,
+    },
+    /// Print the SS58 address of a wallet hotkey.
+    Show {
+        #[command(flatten)]
+        wallet: WalletArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Directory to write `*.schema.json` into.
+    #[arg(long, value_name = "DIR", default_value = "schema/json")]
+    pub out: PathBuf,
+}
+
+/// Any error a command reports; `main` prints it as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Input(String),
+    /// The thing checked does not check out; the message was already printed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Invalid(_) => EXIT_INVALID,
+            _ => EXIT_ERROR,
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+        move |source| CliError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Init(args) => log_commands::init(args),
+        Command::Append(args) => log_commands::append(args),
+        Command::Inspect(args) => log_commands::inspect(args),
+        Command::Cat(args) => log_commands::cat(args),
+        Command::Checkpoint(args) => proof_commands::checkpoint(args),
+        Command::Prove(command) => proof_commands::prove(command),
+        Command::VerifyProof(args) => proof_commands::verify_proof(args),
+        Command::Verify(args) => log_commands::verify(args),
+        Command::Keys(command) => key_commands::keys(command),
+        Command::Schema(args) => key_commands::schema(args),
+    }
+}

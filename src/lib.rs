@@ -1,0 +1,6 @@
+//! weightlog: the engine crate. The log on redb, keys and wallets, and the CLI.
+//! See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod keys;
+pub mod log;

@@ -1,0 +1,275 @@
+//! The log on redb: one writer thread with group commit, concurrent readers, proofs and a
+//! sequential verifier.
+//!
+//! Data flows one way: callers encode events (`append`), the writer stores and commits them
+//! (`writer.rs`), readers read committed snapshots (`reader.rs`), proofs are cut from the
+//! stored tree (`proof.rs`), and `verify.rs` re-derives everything from the event bytes.
+//!
+//! **Architecture Invariant:** an acknowledged append is durable: the writer acknowledges
+//! only after a `Durability::Immediate` commit that also holds the leaves, tree nodes,
+//! indexes and a signed checkpoint of the new size.
+
+mod open;
+pub mod proof;
+pub mod reader;
+pub mod tables;
+pub mod verify;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use weightlog_schema::codec::{self, CodecError};
+use weightlog_schema::event::{AccountId, LogId, LogOpened, Payload};
+use weightlog_schema::signature::PublicKey;
+use weightlog_schema::{CheckpointError, Event, EventKind, Hash};
+
+use crate::keys::Hotkey;
+
+pub use reader::{LogReader, Tail};
+pub use verify::{VerifyReport, verify_log};
+pub use writer::{COMMIT_BATCH_EVENTS_MAX, QUEUE_REQUESTS_MAX};
+
+/// Most events one `append_batch` call may hold; a batch is committed atomically.
+pub const APPEND_BATCH_EVENTS_MAX: usize = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("storage: {0}")]
+    Storage(#[from] redb::Error),
+    #[error("{path}: no log there; create one with `weightlog init`")]
+    Missing { path: PathBuf },
+    #[error("{path}: a file already exists; refusing to overwrite it")]
+    AlreadyExists { path: PathBuf },
+    #[error("{path}: not a weightlog log ({reason})")]
+    NotALog { path: PathBuf, reason: String },
+    #[error(
+        "the log is signed by {expected}, but the loaded hotkey is {found}; load the validator's hotkey"
+    )]
+    WrongSigner { expected: String, found: String },
+    #[error("event {index} of the batch: {source}")]
+    BadEvent { index: usize, source: CodecError },
+    #[error("a batch of {events} events is over the limit of {APPEND_BATCH_EVENTS_MAX}")]
+    BatchTooLarge { events: usize },
+    #[error(
+        "the writer is poisoned by a failed commit ({reason}); nothing more is written until the log is reopened"
+    )]
+    Poisoned { reason: String },
+    #[error("the writer thread has stopped")]
+    WriterStopped,
+    #[error("event {seq}: {reason}")]
+    Corrupt { seq: u64, reason: String },
+    #[error("the log was changed outside weightlog: {reason}")]
+    OpenCheck { reason: String },
+    #[error("no event at seq {seq}; the log holds {size} events")]
+    NoSuchSeq { seq: u64, size: u64 },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("proof: {0}")]
+    Proof(#[from] weightlog_schema::proof::ProofError),
+}
+
+macro_rules! storage_error_from {
+    ($($error:ty),*) => {
+        $(impl From<$error> for LogError {
+            fn from(error: $error) -> Self {
+                LogError::Storage(error.into())
+            }
+        })*
+    };
+}
+storage_error_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// What `init` needs besides the key.
+#[derive(Debug, Clone)]
+pub struct Genesis {
+    pub netuid: u16,
+    pub profile: String,
+    pub parameters_json: String,
+    pub timestamp_ms: u64,
+    /// Random unless a test pins it.
+    pub log_id: LogId,
+}
+
+/// Log-wide facts from the `meta` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogMeta {
+    pub log_id: LogId,
+    pub origin: String,
+    pub signer: PublicKey,
+    pub schema_version: u16,
+}
+
+/// The checkpoint origin of a log: it names the subnet, the signer and the log.
+pub fn origin_for(netuid: u16, signer: &PublicKey, log_id: &LogId) -> String {
+    format!(
+        "weightlog/netuid-{netuid}/{}/{}",
+        signer.to_ss58(),
+        log_id.to_hex()
+    )
+}
+
+/// An event encoded by the caller, ready for the writer: encoding and validation happen on
+/// the caller's thread so bad input is refused before it reaches the writer.
+#[derive(Debug, Clone)]
+pub struct EncodedEvent {
+    pub bytes: Vec<u8>,
+    pub id: Hash,
+    pub kind: EventKind,
+    pub challenge_id: Option<String>,
+    pub uids: Vec<u16>,
+}
+
+impl EncodedEvent {
+    pub fn new(event: &Event) -> Result<Self, CodecError> {
+        let bytes = codec::encode(event)?;
+        Ok(Self {
+            id: weightlog_schema::event_id(&bytes),
+            kind: event.kind(),
+            challenge_id: event.payload.challenge_id().map(str::to_string),
+            uids: event.payload.uids(),
+            bytes,
+        })
+    }
+}
+
+/// A log open for appending. Reads go through [`Log::reader`].
+pub struct Log {
+    path: PathBuf,
+    reader: LogReader,
+    writer: writer::WriterHandle,
+}
+
+impl Log {
+    /// Creates a new log at `path` and appends its genesis `LogOpened` (seq 0).
+    pub fn create(path: &Path, hotkey: Hotkey, genesis: Genesis) -> Result<Log, LogError> {
+        if path.exists() {
+            return Err(LogError::AlreadyExists { path: path.into() });
+        }
+        let signer = PublicKey(hotkey.public_key());
+        let opened = Event::new(
+            genesis.timestamp_ms,
+            Payload::LogOpened(LogOpened {
+                log_id: genesis.log_id,
+                netuid: genesis.netuid,
+                validator_hotkey: AccountId(signer.0),
+                profile: genesis.profile,
+                parameters_hash: codec::parameters_hash_of(&genesis.parameters_json),
+                parameters_json: genesis.parameters_json,
+            }),
+        );
+        // Validate the genesis before creating any file, so bad parameters leave nothing behind.
+        let encoded =
+            EncodedEvent::new(&opened).map_err(|source| LogError::BadEvent { index: 0, source })?;
+        let meta = LogMeta {
+            origin: origin_for(genesis.netuid, &signer, &genesis.log_id),
+            log_id: genesis.log_id,
+            signer,
+            schema_version: weightlog_schema::SCHEMA_VERSION,
+        };
+        let database = open::create_database(path, &meta)?;
+        let log = Self::start(path, database, meta, hotkey, true)?;
+        log.append_encoded(vec![encoded])?;
+        Ok(log)
+    }
+
+    /// Opens an existing log for appending; `hotkey` must be the log's signer.
+    pub fn open(path: &Path, hotkey: Hotkey) -> Result<Log, LogError> {
+        let (database, meta) = open::open_database(path)?;
+        let found = PublicKey(hotkey.public_key());
+        if found != meta.signer {
+            return Err(LogError::WrongSigner {
+                expected: meta.signer.to_ss58(),
+                found: found.to_ss58(),
+            });
+        }
+        Self::start(path, database, meta, hotkey, false)
+    }
+
+    /// Starts the writer. `is_new` is true only for a file `create` just made, which has no
+    /// events yet and so nothing to check.
+    fn start(
+        path: &Path,
+        database: redb::Database,
+        meta: LogMeta,
+        hotkey: Hotkey,
+        is_new: bool,
+    ) -> Result<Log, LogError> {
+        let database = Arc::new(database);
+        let reader = LogReader::new(reader::Db::Writable(database.clone()), meta.clone());
+        let state = if is_new {
+            open::WriterState {
+                frontier: weightlog_schema::merkle::Frontier::new(),
+            }
+        } else {
+            open::check_and_load(&reader)?
+        };
+        let writer = writer::WriterHandle::spawn(database, meta, hotkey, state, reader.notifier());
+        Ok(Log {
+            path: path.into(),
+            reader,
+            writer,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn meta(&self) -> &LogMeta {
+        self.reader.meta()
+    }
+
+    pub fn reader(&self) -> &LogReader {
+        &self.reader
+    }
+
+    /// Appends one event; returns its seq once it is durable. Appending an event that is
+    /// already in the log returns the seq it already has.
+    pub fn append(&self, event: &Event) -> Result<u64, LogError> {
+        let seqs = self.append_batch(std::slice::from_ref(event))?;
+        Ok(seqs[0])
+    }
+
+    /// Appends events atomically: all are durable when this returns, or none is stored.
+    pub fn append_batch(&self, events: &[Event]) -> Result<Vec<u64>, LogError> {
+        if events.len() > APPEND_BATCH_EVENTS_MAX {
+            return Err(LogError::BatchTooLarge {
+                events: events.len(),
+            });
+        }
+        let encoded = events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                EncodedEvent::new(event).map_err(|source| LogError::BadEvent { index, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append_encoded(encoded)
+    }
+
+    /// Appends events the caller already encoded (see [`EncodedEvent::new`]).
+    pub fn append_encoded(&self, events: Vec<EncodedEvent>) -> Result<Vec<u64>, LogError> {
+        if events.len() > APPEND_BATCH_EVENTS_MAX {
+            return Err(LogError::BatchTooLarge {
+                events: events.len(),
+            });
+        }
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.append(events)
+    }
+
+    /// Stops the writer after it has committed everything queued.
+    pub fn close(self) -> Result<(), LogError> {
+        self.writer.shutdown()
+    }
+}

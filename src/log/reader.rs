@@ -1,0 +1,351 @@
+//! Readers: committed snapshots of a log, by seq range, by challenge, by uid, and a tail
+//! that wakes when the writer commits.
+//!
+//! Every read happens in a redb read transaction, so it sees one committed state even while
+//! the writer commits more.
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use redb::{
+    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+};
+use weightlog_schema::codec;
+use weightlog_schema::merkle::SubtreeSource;
+use weightlog_schema::{Event, EventKind, Hash, SignedCheckpoint};
+
+use super::tables::*;
+use super::{LogError, LogMeta, open};
+
+/// The database a reader reads: the writer's own handle, or a read-only open.
+#[derive(Clone)]
+pub(crate) enum Db {
+    Writable(Arc<redb::Database>),
+    ReadOnly(Arc<redb::ReadOnlyDatabase>),
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Writable(database) => database.begin_read(),
+            Db::ReadOnly(database) => database.begin_read(),
+        }
+    }
+}
+
+/// Wakes tails when the writer commits: holds the committed log size.
+#[derive(Default)]
+pub(crate) struct Notifier {
+    size: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Notifier {
+    pub(crate) fn publish(&self, size: u64) {
+        // A poisoned mutex only means another reader panicked; the size is still valid.
+        let mut guard = self
+            .size
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        *guard = size;
+        self.changed.notify_all();
+    }
+
+    fn wait_past(&self, size: u64, timeout: Duration) -> u64 {
+        let guard = self
+            .size
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |committed| *committed <= size)
+            .unwrap_or_else(|poison| poison.into_inner());
+        *guard
+    }
+}
+
+/// Read access to a log. Cheap to clone.
+#[derive(Clone)]
+pub struct LogReader {
+    db: Db,
+    meta: LogMeta,
+    notifier: Arc<Notifier>,
+}
+
+impl LogReader {
+    pub(crate) fn new(db: Db, meta: LogMeta) -> Self {
+        Self {
+            db,
+            meta,
+            notifier: Arc::new(Notifier::default()),
+        }
+    }
+
+    /// Opens a log for reading only (verify, cat, proofs). No key is needed.
+    pub fn open(path: &Path) -> Result<LogReader, LogError> {
+        if !path.exists() {
+            return Err(LogError::Missing { path: path.into() });
+        }
+        // A read-only open refuses a file that needs repair after a crash; a writable open
+        // repairs it, so fall back to that.
+        let db = match redb::ReadOnlyDatabase::open(path) {
+            Ok(database) => Db::ReadOnly(Arc::new(database)),
+            Err(_) => Db::Writable(Arc::new(redb::Database::open(path).map_err(|error| {
+                LogError::NotALog {
+                    path: path.into(),
+                    reason: error.to_string(),
+                }
+            })?)),
+        };
+        let meta = match &db {
+            Db::Writable(database) => open::read_meta(database.as_ref(), path)?,
+            Db::ReadOnly(database) => open::read_meta(database.as_ref(), path)?,
+        };
+        let reader = LogReader::new(db, meta);
+        let size = reader.snapshot()?.size()?;
+        reader.notifier.publish(size);
+        Ok(reader)
+    }
+
+    pub fn meta(&self) -> &LogMeta {
+        &self.meta
+    }
+
+    pub(crate) fn notifier(&self) -> Arc<Notifier> {
+        self.notifier.clone()
+    }
+
+    /// A consistent view of the log as of the last commit.
+    pub fn snapshot(&self) -> Result<Snapshot, LogError> {
+        Ok(Snapshot {
+            transaction: self.db.begin_read()?,
+        })
+    }
+
+    /// Number of events committed.
+    pub fn size(&self) -> Result<u64, LogError> {
+        self.snapshot()?.size()
+    }
+
+    /// Follows the log from `from_seq`: yields committed events in order and waits for new
+    /// commits when it has caught up.
+    pub fn tail(&self, from_seq: u64) -> Tail {
+        Tail {
+            reader: self.clone(),
+            next_seq: from_seq,
+            buffered: Vec::new().into_iter(),
+        }
+    }
+}
+
+/// A read transaction over a log.
+pub struct Snapshot {
+    transaction: ReadTransaction,
+}
+
+/// Decodes stored bytes, naming the seq when they are bad.
+fn decode_stored(seq: u64, bytes: &[u8]) -> Result<Event, LogError> {
+    codec::decode(bytes).map_err(|error| LogError::Corrupt {
+        seq,
+        reason: error.to_string(),
+    })
+}
+
+impl Snapshot {
+    pub(crate) fn transaction(&self) -> &ReadTransaction {
+        &self.transaction
+    }
+
+    /// Number of events: one past the last seq.
+    pub fn size(&self) -> Result<u64, LogError> {
+        let events = self.transaction.open_table(EVENTS)?;
+        Ok(events.last()?.map_or(0, |(seq, _)| seq.value() + 1))
+    }
+
+    /// The canonical bytes of one event.
+    pub fn event_bytes(&self, seq: u64) -> Result<Vec<u8>, LogError> {
+        let events = self.transaction.open_table(EVENTS)?;
+        match events.get(seq)? {
+            Some(bytes) => Ok(bytes.value().to_vec()),
+            None => Err(LogError::NoSuchSeq {
+                seq,
+                size: self.size()?,
+            }),
+        }
+    }
+
+    /// One event, validated.
+    pub fn event(&self, seq: u64) -> Result<Event, LogError> {
+        decode_stored(seq, &self.event_bytes(seq)?)
+    }
+
+    /// Events with `from <= seq < to`, validated, in seq order.
+    pub fn range(&self, from: u64, to: u64) -> Result<Vec<(u64, Event)>, LogError> {
+        let events = self.transaction.open_table(EVENTS)?;
+        let mut found = Vec::new();
+        if from >= to {
+            return Ok(found);
+        }
+        for entry in events.range(from..to)? {
+            let (seq, bytes) = entry?;
+            found.push((seq.value(), decode_stored(seq.value(), bytes.value())?));
+        }
+        Ok(found)
+    }
+
+    /// Calls `visit` with the raw bytes of every event in `from..to`, without copying them.
+    pub fn for_each_raw(
+        &self,
+        from: u64,
+        to: u64,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        if from >= to {
+            return Ok(());
+        }
+        let events = self.transaction.open_table(EVENTS)?;
+        for entry in events.range(from..to)? {
+            let (seq, bytes) = entry?;
+            visit(seq.value(), bytes.value())?;
+        }
+        Ok(())
+    }
+
+    /// Seqs of every event of a challenge, ascending.
+    pub fn seqs_by_challenge(&self, challenge_id: &str) -> Result<Vec<u64>, LogError> {
+        let index = self.transaction.open_table(BY_CHALLENGE)?;
+        let mut seqs = Vec::new();
+        for entry in index.range((challenge_id, 0)..=(challenge_id, u64::MAX))? {
+            seqs.push(entry?.0.value().1);
+        }
+        Ok(seqs)
+    }
+
+    /// Seqs of every event about a uid, ascending.
+    pub fn seqs_by_uid(&self, uid: u16) -> Result<Vec<u64>, LogError> {
+        let index = self.transaction.open_table(BY_UID)?;
+        let mut seqs = Vec::new();
+        for entry in index.range((uid, 0)..=(uid, u64::MAX))? {
+            seqs.push(entry?.0.value().1);
+        }
+        Ok(seqs)
+    }
+
+    /// The seq of an event by id, when the log holds it.
+    pub fn seq_of(&self, id: &Hash) -> Result<Option<u64>, LogError> {
+        let index = self.transaction.open_table(BY_ID)?;
+        Ok(index.get(&id.0)?.map(|seq| seq.value()))
+    }
+
+    /// Events of each kind, as counted by the writer.
+    pub fn kind_counts(&self) -> Result<Vec<(EventKind, u64)>, LogError> {
+        let table = self.transaction.open_table(KIND_COUNTS)?;
+        let mut counts = Vec::new();
+        for kind in EventKind::ALL {
+            let count = table.get(kind as u8)?.map_or(0, |count| count.value());
+            counts.push((kind, count));
+        }
+        Ok(counts)
+    }
+
+    /// The signed checkpoint stored for exactly `size` events, if one was written.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<SignedCheckpoint>, LogError> {
+        let table = self.transaction.open_table(CHECKPOINTS)?;
+        match table.get(size)? {
+            Some(text) => Ok(Some(SignedCheckpoint::parse(text.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest signed checkpoint.
+    pub fn last_checkpoint(&self) -> Result<Option<SignedCheckpoint>, LogError> {
+        let table = self.transaction.open_table(CHECKPOINTS)?;
+        match table.last()? {
+            Some((_, text)) => Ok(Some(SignedCheckpoint::parse(text.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every stored checkpoint as (stored size, text), ascending by size.
+    pub fn checkpoint_texts(&self) -> Result<Vec<(u64, String)>, LogError> {
+        let table = self.transaction.open_table(CHECKPOINTS)?;
+        let mut texts = Vec::with_capacity(table.len()? as usize);
+        for entry in table.iter()? {
+            let (size, text) = entry?;
+            texts.push((size.value(), text.value().to_string()));
+        }
+        Ok(texts)
+    }
+
+    /// The stored Merkle tree, for roots and proofs.
+    pub fn stored_tree(&self) -> Result<StoredTree, LogError> {
+        Ok(StoredTree {
+            leaves: self.transaction.open_table(LEAVES)?,
+            nodes: self.transaction.open_table(TREE)?,
+        })
+    }
+}
+
+/// The Merkle tree as stored: leaves plus every complete aligned subtree root.
+pub struct StoredTree {
+    leaves: ReadOnlyTable<u64, &'static [u8; 32]>,
+    nodes: ReadOnlyTable<(u8, u64), &'static [u8; 32]>,
+}
+
+impl SubtreeSource for StoredTree {
+    type Error = LogError;
+
+    fn perfect_subtree(&self, level: u32, index: u64) -> Result<Hash, LogError> {
+        let first_seq = index << level;
+        let missing = || LogError::Corrupt {
+            seq: first_seq,
+            reason: format!("the stored Merkle tree has no node at level {level}, index {index}"),
+        };
+        if level == 0 {
+            return self
+                .leaves
+                .get(index)?
+                .map(|hash| Hash(*hash.value()))
+                .ok_or_else(missing);
+        }
+        let level = u8::try_from(level).map_err(|_| missing())?;
+        self.nodes
+            .get((level, index))?
+            .map(|hash| Hash(*hash.value()))
+            .ok_or_else(missing)
+    }
+}
+
+/// Follows a log; see [`LogReader::tail`].
+pub struct Tail {
+    reader: LogReader,
+    next_seq: u64,
+    buffered: std::vec::IntoIter<(u64, Event)>,
+}
+
+/// Most events a tail reads per read transaction.
+const TAIL_READ_EVENTS_MAX: u64 = 1024;
+
+impl Tail {
+    /// The next event, waiting up to `timeout` for one to be committed. `Ok(None)` means the
+    /// timeout passed with nothing new.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<(u64, Event)>, LogError> {
+        if let Some(next) = self.buffered.next() {
+            return Ok(Some(next));
+        }
+        let mut size = self.reader.size()?;
+        if size <= self.next_seq {
+            self.reader.notifier.wait_past(self.next_seq, timeout);
+            size = self.reader.size()?;
+            if size <= self.next_seq {
+                return Ok(None);
+            }
+        }
+        let to = size.min(self.next_seq + TAIL_READ_EVENTS_MAX);
+        let events = self.reader.snapshot()?.range(self.next_seq, to)?;
+        self.next_seq = to;
+        self.buffered = events.into_iter();
+        Ok(self.buffered.next())
+    }
+}
