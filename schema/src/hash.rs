@@ -93,6 +93,34 @@ pub fn event_id(event_bytes: &[u8]) -> Hash {
     Hash(*blake3::hash(event_bytes).as_bytes())
 }
 
+// The JSON form of a hash is its hex string, which is what tools in other languages expect.
+impl serde::Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Hash::from_hex(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for Hash {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Hash".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "32-byte blake3 digest as 64 lower-case hex digits",
+            "pattern": "^[0-9a-f]{64}$"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,33 +147,5 @@ mod tests {
         );
         assert!(Hash::from_hex("abc").is_err());
         assert!(Hash::from_hex(&"zz".repeat(32)).is_err());
-    }
-}
-
-// The JSON form of a hash is its hex string, which is what tools in other languages expect.
-impl serde::Serialize for Hash {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Hash {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Hash::from_hex(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-impl schemars::JsonSchema for Hash {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Hash".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "description": "32-byte blake3 digest as 64 lower-case hex digits",
-            "pattern": "^[0-9a-f]{64}$"
-        })
     }
 }

@@ -38,7 +38,7 @@ fn is_reachable_range(start: u64, end: u64) -> bool {
         return false;
     }
     match (end - start).checked_next_power_of_two() {
-        Some(alignment) => start % alignment == 0,
+        Some(alignment) => start.is_multiple_of(alignment),
         // The range is longer than 2^63 leaves, so only a range starting at 0 fits in u64.
         None => start == 0,
     }
@@ -142,7 +142,7 @@ impl MerkleTree {
             }
             let nodes = &mut self.levels[level];
             nodes.push(hash);
-            if nodes.len() % 2 != 0 {
+            if !nodes.len().is_multiple_of(2) {
                 return;
             }
             hash = node_hash(&nodes[nodes.len() - 2], &nodes[nodes.len() - 1]);

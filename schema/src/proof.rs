@@ -82,12 +82,12 @@ impl From<ProofGenError<Infallible>> for ProofError {
 }
 
 /// Proof that the leaf at `leaf_index` is in the tree of `tree_size` leaves: the RFC 9162
-/// audit path, sibling hashes from the leaf up to the root.
+/// audit path, sibling hashes from the leaf up to the root. In JSON the hashes are hex
+/// strings, as [`Hash`] serializes itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InclusionProof {
     pub leaf_index: u64,
     pub tree_size: u64,
-    #[serde(with = "hex_hashes")]
     pub path: Vec<Hash>,
 }
 
@@ -97,29 +97,7 @@ pub struct InclusionProof {
 pub struct ConsistencyProof {
     pub old_size: u64,
     pub new_size: u64,
-    #[serde(with = "hex_hashes")]
     pub path: Vec<Hash>,
-}
-
-/// Hashes as lowercase hex strings, so proofs read the same in JSON as everywhere else the
-/// log prints a hash. `hash.rs` stays free of serde; this is the one place proofs need it.
-mod hex_hashes {
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::hash::Hash;
-
-    pub fn serialize<S: Serializer>(hashes: &[Hash], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(hashes.iter().map(Hash::to_hex))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Hash>, D::Error> {
-        let texts = Vec::<String>::deserialize(deserializer)?;
-        texts
-            .iter()
-            .map(|text| Hash::from_hex(text).map_err(D::Error::custom))
-            .collect()
-    }
 }
 
 /// The RFC 9162 audit path PATH(m, D[n]) for `leaf_index` m in the tree of `tree_size` n
@@ -191,7 +169,7 @@ pub fn consistency_proof<S: SubtreeSource>(
                 complete = false;
             }
         }
-        if complete {
+        if !complete {
             path.push(subtree_root(src, start, end).map_err(ProofGenError::Source)?);
         }
         path.reverse();
@@ -241,7 +219,7 @@ pub fn verify_inclusion(
             computed = node_hash(sibling, &computed);
             // A left child with no right sibling: it is carried up unchanged until it
             // becomes a right child, so skip those levels.
-            while index % 2 == 0 && index != 0 {
+            while index.is_multiple_of(2) && index != 0 {
                 index /= 2;
                 last_index /= 2;
             }
@@ -344,7 +322,7 @@ pub fn verify_consistency(
         if old_index % 2 == 1 || old_index == new_index {
             old_computed = node_hash(hash, &old_computed);
             new_computed = node_hash(hash, &new_computed);
-            while old_index % 2 == 0 && old_index != 0 {
+            while old_index.is_multiple_of(2) && old_index != 0 {
                 old_index /= 2;
                 new_index /= 2;
             }

@@ -233,7 +233,7 @@ fn subtree_root_matches_reference_for_reachable_ranges() {
     let tree = MerkleTree::from_leaves(all.clone());
     for end in 1..=LARGEST_CONSISTENCY_TREE_LEAVES {
         for start in 0..end {
-            if start % (end - start).next_power_of_two() != 0 {
+            if !start.is_multiple_of((end - start).next_power_of_two()) {
                 continue;
             }
             let Ok(hash) = subtree_root(&tree, start, end);

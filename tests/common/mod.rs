@@ -1,0 +1,50 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use weightlog::keys::Hotkey;
+use weightlog::log::{Genesis, Log};
+use weightlog_schema::event::{EventKind, LogId};
+use weightlog_schema::{Event, samples};
+
+/// The fixture wallet directory beside the repository.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/chain-fixtures")
+}
+
+/// The validator key of the tests: seed 0x01 x 32, the same key as the fixture hotkey.
+pub fn validator_key() -> Hotkey {
+    Hotkey::from_seed(&[1; 32])
+}
+
+pub fn genesis() -> Genesis {
+    Genesis {
+        netuid: 7,
+        profile: "affine".into(),
+        parameters_json: "{\"alpha\":0.1}".into(),
+        timestamp_ms: 1_760_000_000_000,
+        log_id: LogId([7; 16]),
+    }
+}
+
+/// A fresh log at `path`, signed by [`validator_key`].
+pub fn new_log(path: &Path) -> Log {
+    Log::create(path, validator_key(), genesis()).expect("create log")
+}
+
+/// Kinds a running validator appends all the time.
+pub const WORKLOAD_KINDS: [EventKind; 5] = [
+    EventKind::ChallengeIssued,
+    EventKind::ResponseReceived,
+    EventKind::EmbeddingComputed,
+    EventKind::EvaluationRecorded,
+    EventKind::ExternalScoreRecorded,
+];
+
+/// `count` distinct valid events, starting at `first_seed`.
+pub fn workload(first_seed: u64, count: u64) -> Vec<Event> {
+    (first_seed..first_seed + count)
+        .map(|seed| samples::sample(WORKLOAD_KINDS[(seed % 5) as usize], seed))
+        .collect()
+}
