@@ -244,3 +244,23 @@ fn every_kind_validates_against_its_json_schema_shape() {
         assert_eq!(listed, present, "{kind}");
     }
 }
+
+/// `examples/events.jsonl` (used by the README's quick start) holds one valid event of each
+/// kind after the genesis; regenerate with `UPDATE_SCHEMAS=1 cargo test`.
+#[test]
+fn example_jsonl_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/events.jsonl");
+    let text: String = one_of_each(42)
+        .into_iter()
+        .filter(|event| event.kind() != EventKind::LogOpened)
+        .map(|event| serde_json::to_string(&event).unwrap() + "\n")
+        .collect();
+    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "run UPDATE_SCHEMAS=1 cargo test"
+    );
+}
