@@ -1,14 +1,34 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use weightlog::cli::{Cli, run};
+use weightlog::cli::{Cli, Command, EXIT_ERROR, EXIT_INVALID, run};
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+    let cli = Cli::parse();
+    let is_verify = matches!(cli.command, Command::Verify(_) | Command::VerifyProof(_));
+    // redb may panic on a file damaged outside redb (its docs say so). Report that as one
+    // clear line instead of a panic trace; WEIGHTLOG_PANIC_TRACE=1 keeps the trace.
+    if std::env::var_os("WEIGHTLOG_PANIC_TRACE").is_none() {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(error)) => {
             eprintln!("weightlog: {error}");
             ExitCode::from(error.exit_code())
+        }
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            eprintln!(
+                "weightlog: the log file is damaged (its storage pages do not read back: {message}); \
+                 if it was not edited or truncated, this is a bug in weightlog"
+            );
+            // For `verify`, a file that cannot be read is a log that does not check out.
+            ExitCode::from(if is_verify { EXIT_INVALID } else { EXIT_ERROR })
         }
     }
 }

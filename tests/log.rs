@@ -366,3 +366,43 @@ fn proofs_from_the_stored_tree_verify() {
             .is_err()
     );
 }
+
+#[test]
+fn a_log_held_by_a_writer_is_reported_busy() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("log.redb");
+    let log = new_log(&path);
+    match LogReader::open(&path) {
+        Err(LogError::Busy { path: busy }) => assert_eq!(busy, path),
+        other => panic!("expected Busy, got {:?}", other.err()),
+    }
+    assert!(matches!(
+        Log::open(&path, validator_key()),
+        Err(LogError::Busy { .. })
+    ));
+    log.close().unwrap();
+    assert!(LogReader::open(&path).is_ok());
+}
+
+#[test]
+fn only_init_writes_log_opened_and_profiles_have_names() {
+    let directory = tempfile::tempdir().unwrap();
+    let log = new_log(&directory.path().join("log.redb"));
+    let batch = vec![workload(0, 1).remove(0), sample(EventKind::LogOpened, 1)];
+    assert!(matches!(
+        log.append_batch(&batch),
+        Err(LogError::BadEvent { index: 1, .. })
+    ));
+    let mut nameless = sample(EventKind::ProfileChanged, 1);
+    if let Payload::ProfileChanged(changed) = &mut nameless.payload {
+        changed.profile = " ".into();
+    }
+    let error = log.append(&nameless).unwrap_err().to_string();
+    assert!(error.contains("profile name is empty"), "{error}");
+    assert_eq!(log.reader().size().unwrap(), 1);
+    let missing_directory = directory.path().join("no/such/dir/log.redb");
+    let error = Log::create(&missing_directory, validator_key(), common::genesis())
+        .err()
+        .unwrap();
+    assert!(error.to_string().contains("no/such/dir"), "{error}");
+}

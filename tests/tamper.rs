@@ -86,15 +86,14 @@ fn rebuild_everything(path: &Path, resign: bool) {
                     tree.insert((level as u8, index), &hash.0).unwrap();
                 }
             }
-            if resign {
-                if let Some((size, text)) = sizes.iter().find(|(size, _)| *size == seq + 1) {
-                    let old = SignedCheckpoint::parse(text).unwrap();
-                    let key = common::validator_key();
-                    let fresh = Checkpoint::new(old.checkpoint.origin, *size, frontier.root())
-                        .unwrap()
-                        .sign(key.public(), |message| key.sign(message));
-                    checkpoints.insert(*size, fresh.to_text().as_str()).unwrap();
-                }
+            let checkpointed = sizes.iter().find(|(size, _)| *size == seq + 1);
+            if let (true, Some((size, text))) = (resign, checkpointed) {
+                let old = SignedCheckpoint::parse(text).unwrap();
+                let key = common::validator_key();
+                let fresh = Checkpoint::new(old.checkpoint.origin, *size, frontier.root())
+                    .unwrap()
+                    .sign(key.public(), |message| key.sign(message));
+                checkpoints.insert(*size, fresh.to_text().as_str()).unwrap();
             }
         }
     });

@@ -162,6 +162,10 @@ impl SignedCheckpoint {
         let digits = signature_hex
             .strip_prefix("0x")
             .ok_or_else(|| malformed(5, "signature must start with 0x"))?;
+        // One text per checkpoint: lower-case hex only, like the root.
+        if digits.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(malformed(5, "signature must be lower-case hex"));
+        }
         hex::decode_to_slice(digits, &mut signature)
             .map_err(|_| malformed(5, "signature is not 128 hex digits"))?;
         Ok(Self {

@@ -93,12 +93,12 @@ pub fn check(event: &Event) -> Result<(), CodecError> {
         });
     }
     match &event.payload {
-        Payload::LogOpened(opened) => {
-            check_parameters(&opened.parameters_json, &opened.parameters_hash).or_else(fail)
-        }
-        Payload::ProfileChanged(changed) => {
-            check_parameters(&changed.parameters_json, &changed.parameters_hash).or_else(fail)
-        }
+        Payload::LogOpened(opened) => check_profile(&opened.profile)
+            .and_then(|()| check_parameters(&opened.parameters_json, &opened.parameters_hash))
+            .or_else(fail),
+        Payload::ProfileChanged(changed) => check_profile(&changed.profile)
+            .and_then(|()| check_parameters(&changed.parameters_json, &changed.parameters_hash))
+            .or_else(fail),
         Payload::MetagraphObserved(metagraph) => {
             for (position, neuron) in metagraph.neurons.iter().enumerate() {
                 if u64::from(neuron.uid) != position as u64 {
@@ -182,6 +182,13 @@ fn check_challenge_id(challenge_id: &str) -> Result<(), String> {
             "challenge_id is {} bytes, over the limit of {CHALLENGE_ID_BYTES_MAX}",
             challenge_id.len()
         ));
+    }
+    Ok(())
+}
+
+fn check_profile(profile: &str) -> Result<(), String> {
+    if profile.trim().is_empty() {
+        return Err("profile name is empty".into());
     }
     Ok(())
 }

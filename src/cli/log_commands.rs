@@ -20,7 +20,16 @@ fn now_ms() -> u64 {
 
 pub(super) fn init(args: InitArgs) -> Result<(), CliError> {
     let parameters_json = match &args.parameters {
-        Some(path) => std::fs::read_to_string(path).map_err(CliError::io(path))?,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;
+            serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|error| {
+                CliError::Input(format!(
+                    "--parameters {}: not valid JSON: {error}",
+                    path.display()
+                ))
+            })?;
+            text
+        }
         None => "{}".to_string(),
     };
     let hotkey = args.wallet.load()?;
@@ -60,8 +69,17 @@ pub(crate) fn read_jsonl(reader: impl BufRead) -> Result<(Vec<Event>, Vec<u64>),
                 "line {number}: a batch holds at most {APPEND_BATCH_EVENTS_MAX} events; split the file"
             )));
         }
-        let event: Event = serde_json::from_str(&line)
-            .map_err(|error| CliError::Input(format!("line {number}: {error}")))?;
+        let event: Event = serde_json::from_str(&line).map_err(|error| {
+            // serde's own location is always "line 1" within one JSON line; give the column.
+            let message = error.to_string();
+            let message = message
+                .rfind(" at line ")
+                .map_or(message.as_str(), |end| &message[..end]);
+            CliError::Input(format!(
+                "line {number}, column {}: {message}",
+                error.column()
+            ))
+        })?;
         events.push(event);
         line_numbers.push(number);
     }

@@ -213,8 +213,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// Directory to write `*.schema.json` into.
-    #[arg(long, value_name = "DIR", default_value = "schema/json")]
+    /// Directory to write `*.schema.json` into (the repository keeps them in schema/json).
+    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }
 

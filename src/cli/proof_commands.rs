@@ -77,7 +77,7 @@ pub(super) fn verify_proof(args: VerifyProofArgs) -> Result<(), CliError> {
             event,
         }) => {
             println!(
-                "ok: event {seq} ({}) is in the log of {size} events with root {root}, signed by {}",
+                "ok: event {seq} ({}) is in the log at size {size}, root {root}, signed by {}",
                 event.kind(),
                 args.signer
             );
@@ -90,7 +90,7 @@ pub(super) fn verify_proof(args: VerifyProofArgs) -> Result<(), CliError> {
             ..
         }) => {
             println!(
-                "ok: the log of {old_size} events is a prefix of the log of {new_size} events with root {new_root}, signed by {}",
+                "ok: the log at size {old_size} is a prefix of the log at size {new_size}, root {new_root}, signed by {}",
                 args.signer
             );
             Ok(())

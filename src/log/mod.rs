@@ -39,8 +39,12 @@ pub enum LogError {
     Storage(#[from] redb::Error),
     #[error("{path}: no log there; create one with `weightlog init`")]
     Missing { path: PathBuf },
-    #[error("{path}: a file already exists; refusing to overwrite it")]
+    #[error("{path} already exists; refusing to overwrite it")]
     AlreadyExists { path: PathBuf },
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("{path} is open in another process (a running node?); stop it or read a copy")]
+    Busy { path: PathBuf },
     #[error("{path}: not a weightlog log ({reason})")]
     NotALog { path: PathBuf, reason: String },
     #[error(
@@ -59,6 +63,14 @@ pub enum LogError {
     WriterStopped,
     #[error("event {seq}: {reason}")]
     Corrupt { seq: u64, reason: String },
+    #[error(
+        "no signed checkpoint for size {size} (one is written per commit; nearest sizes: {below} and {above})"
+    )]
+    NoCheckpoint {
+        size: u64,
+        below: String,
+        above: String,
+    },
     #[error("the log was changed outside weightlog: {reason}")]
     OpenCheck { reason: String },
     #[error("no event at seq {seq}; the log holds {size} events")]
@@ -176,7 +188,7 @@ impl Log {
         };
         let database = open::create_database(path, &meta)?;
         let log = Self::start(path, database, meta, hotkey, true)?;
-        log.append_encoded(vec![encoded])?;
+        log.writer.append(vec![encoded])?;
         Ok(log)
     }
 
@@ -264,6 +276,19 @@ impl Log {
         }
         if events.is_empty() {
             return Ok(Vec::new());
+        }
+        // Seq 0 is the only LogOpened; `verify` refuses any other, so refuse it here
+        // before it is signed into the log.
+        if let Some(index) = events.iter().position(|e| e.kind == EventKind::LogOpened) {
+            return Err(LogError::BadEvent {
+                index,
+                source: CodecError::Semantic {
+                    kind: EventKind::LogOpened.name(),
+                    reason: "only `weightlog init` writes LogOpened (seq 0); record a profile \
+                             change with ProfileChanged"
+                        .into(),
+                },
+            });
         }
         self.writer.append(events)
     }

@@ -18,7 +18,7 @@ pub(super) struct WriterState {
 }
 
 pub(super) fn create_database(path: &Path, meta: &LogMeta) -> Result<Database, LogError> {
-    let database = Database::create(path)?;
+    let database = Database::create(path).map_err(|error| open_error(path, error))?;
     let mut transaction = database.begin_write()?;
     transaction.set_durability(redb::Durability::Immediate)?;
     {
@@ -48,9 +48,28 @@ pub(super) fn open_database(path: &Path) -> Result<(Database, LogMeta), LogError
     if !path.exists() {
         return Err(LogError::Missing { path: path.into() });
     }
-    let database = Database::open(path).map_err(|error| not_a_log(path, &error.to_string()))?;
+    let database = Database::open(path).map_err(|error| open_error(path, error))?;
     let meta = read_meta(&database, path)?;
     Ok((database, meta))
+}
+
+/// Names what went wrong opening the file: another process holding it, I/O, or a file that
+/// is not a redb database at all.
+pub(super) fn open_error(path: &Path, error: redb::DatabaseError) -> LogError {
+    match error {
+        redb::DatabaseError::DatabaseAlreadyOpen => LogError::Busy { path: path.into() },
+        // redb reports a file that is not a redb database as invalid data.
+        redb::DatabaseError::Storage(redb::StorageError::Io(error))
+            if error.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            not_a_log(path, &error.to_string())
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(error)) => LogError::File {
+            path: path.into(),
+            reason: error.to_string(),
+        },
+        other => not_a_log(path, &other.to_string()),
+    }
 }
 
 fn not_a_log(path: &Path, reason: &str) -> LogError {

@@ -29,12 +29,10 @@ impl Snapshot {
                     .collect();
                 let below = sizes.iter().rev().find(|&&s| s < size);
                 let above = sizes.iter().find(|&&s| s > size);
-                Err(LogError::OpenCheck {
-                    reason: format!(
-                        "no signed checkpoint for size {size} (checkpoints exist once per commit; nearest: {} and {})",
-                        below.map_or("none".into(), u64::to_string),
-                        above.map_or("none".into(), u64::to_string)
-                    ),
+                Err(LogError::NoCheckpoint {
+                    size,
+                    below: below.map_or("none".into(), u64::to_string),
+                    above: above.map_or("none".into(), u64::to_string),
                 })
             }
         }

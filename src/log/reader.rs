@@ -91,12 +91,12 @@ impl LogReader {
         // repairs it, so fall back to that.
         let db = match redb::ReadOnlyDatabase::open(path) {
             Ok(database) => Db::ReadOnly(Arc::new(database)),
-            Err(_) => Db::Writable(Arc::new(redb::Database::open(path).map_err(|error| {
-                LogError::NotALog {
-                    path: path.into(),
-                    reason: error.to_string(),
-                }
-            })?)),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(LogError::Busy { path: path.into() });
+            }
+            Err(_) => Db::Writable(Arc::new(
+                redb::Database::open(path).map_err(|error| open::open_error(path, error))?,
+            )),
         };
         let meta = match &db {
             Db::Writable(database) => open::read_meta(database.as_ref(), path)?,
