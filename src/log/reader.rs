@@ -129,7 +129,8 @@ impl LogReader {
     }
 
     /// Follows the log from `from_seq`: yields committed events in order and waits for new
-    /// commits when it has caught up.
+    /// commits when it has caught up. In the process that holds the writer, a commit wakes
+    /// the tail at once; a reader in another process re-reads after each timeout.
     pub fn tail(&self, from_seq: u64) -> Tail {
         Tail {
             reader: self.clone(),
