@@ -10,17 +10,22 @@
 //! * `append/weightlog/N`: one [`Log::append_batch`] of N distinct events per iteration, for
 //!   N in 1, 100 and 1000. That is the full pipeline: canonical rkyv encoding and checks,
 //!   blake3 event id and leaf hash, Merkle tree nodes, the `by_id` dedupe lookup, the
-//!   `by_challenge` and `by_uid` indexes and kind counts, one sr25519-signed checkpoint, and
+//!   `by_challenge` and `by_uid` indexes, one sr25519-signed checkpoint, and
 //!   a `Durability::Immediate` (fsync'd) redb commit, handed over to and acknowledged by the
 //!   writer thread.
 //! * `append/sqlite/N`, the baseline: SQLite (bundled, WAL, `synchronous=FULL`) with one
 //!   transaction per batch, storing the same canonical bytes under the same id with the
-//!   same dedupe (`ON CONFLICT(id) DO NOTHING` on a unique index) and the same secondary
+//!   same dedupe (`ON CONFLICT (timestamp_ms, id) DO NOTHING` on a unique index keyed like
+//!   weightlog's `by_id`) and the same secondary
 //!   indexes (`by_challenge(challenge_id, seq)`, `by_uid(uid, seq)`). Encoding is inside the
 //!   timed region for both: SQLite's side runs the same `EncodedEvent::new` (encode, checks,
 //!   blake3 id, index keys), because an application storing events in SQLite would have to
-//!   produce the bytes and the id too. SQLite does no Merkle tree, leaf hashes, kind counts
-//!   or signatures.
+//!   produce the bytes and the id too. SQLite does no Merkle tree, leaf hashes or signatures.
+//! * `concurrent/{weightlog,sqlite}/8x1`: [`CONCURRENT_WRITERS`] threads each appending
+//!   single events, as a live validator's tasks do. weightlog's writer groups whatever is
+//!   queued into one commit; SQLite gets one connection shared behind a mutex (the fair
+//!   setup: separate connections contend on SQLite's file lock and spend their time in its
+//!   busy-handler's sleeps, about 150 events/s here), so it commits each event on its own.
 //! * `read/{weightlog,sqlite}/{access,decode}`: a sequential scan of a store pre-filled with
 //!   [`READ_EVENTS`] events (the same events in both), validating every event either
 //!   zero-copy (`codec::access`, bytecheck only) or completely (`codec::decode`: owned event,
@@ -61,6 +66,8 @@ use weightlog_schema::{Checkpoint, Event, EventKind, codec, leaf_hash};
 const BATCH_SIZES: [usize; 3] = [1, 100, 1000];
 /// Events in the stores that the read cases scan.
 const READ_EVENTS: usize = 20_000;
+/// Threads appending at once in the concurrent cases.
+const CONCURRENT_WRITERS: u64 = 8;
 /// Samples criterion takes per case (its minimum); each sample is one timed call.
 const SAMPLES: usize = 10;
 
@@ -141,8 +148,10 @@ impl Sqlite {
                 "PRAGMA synchronous=FULL;
                  CREATE TABLE events(
                      seq INTEGER PRIMARY KEY,
-                     id BLOB NOT NULL UNIQUE,
-                     bytes BLOB NOT NULL
+                     timestamp_ms INTEGER NOT NULL,
+                     id BLOB NOT NULL,
+                     bytes BLOB NOT NULL,
+                     UNIQUE (timestamp_ms, id)
                  );
                  CREATE TABLE by_challenge(
                      challenge_id TEXT NOT NULL,
@@ -174,18 +183,21 @@ impl Sqlite {
         let mut seqs = Vec::with_capacity(encoded.len());
         {
             let mut insert = transaction.prepare_cached(
-                "INSERT INTO events (id, bytes) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO events (timestamp_ms, id, bytes) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (timestamp_ms, id) DO NOTHING",
             )?;
-            let mut existing =
-                transaction.prepare_cached("SELECT seq FROM events WHERE id = ?1")?;
+            let mut existing = transaction
+                .prepare_cached("SELECT seq FROM events WHERE timestamp_ms = ?1 AND id = ?2")?;
             let mut by_challenge = transaction
                 .prepare_cached("INSERT INTO by_challenge (challenge_id, seq) VALUES (?1, ?2)")?;
             let mut by_uid =
                 transaction.prepare_cached("INSERT INTO by_uid (uid, seq) VALUES (?1, ?2)")?;
             for event in &encoded {
                 let id = &event.id.0[..];
-                if insert.execute(params![id, event.bytes])? == 0 {
-                    seqs.push(existing.query_row(params![id], |row| row.get(0))?);
+                // SQLite integers are i64; sample timestamps are far below i64::MAX.
+                let timestamp_ms = event.timestamp_ms as i64;
+                if insert.execute(params![timestamp_ms, id, event.bytes])? == 0 {
+                    seqs.push(existing.query_row(params![timestamp_ms, id], |row| row.get(0))?);
                     continue;
                 }
                 let seq = transaction.last_insert_rowid();
@@ -209,8 +221,8 @@ impl Sqlite {
     }
 }
 
-/// Prints how large a store grew during an append case: throughput falls as the random-keyed
-/// `by_id` index outgrows what one commit touches, so the size is part of the result.
+/// Prints how large a store grew during an append case: throughput falls as the indexes
+/// outgrow what one commit touches, so the size is part of the result.
 fn report_store(name: &str, events: u64, files: &[&Path]) {
     let bytes: u64 = files
         .iter()
@@ -270,6 +282,11 @@ fn print_summary() {
             format!("append/sqlite/{batch}"),
         ));
     }
+    rows.push((
+        format!("{CONCURRENT_WRITERS} writers x 1 event"),
+        format!("concurrent/weightlog/{CONCURRENT_WRITERS}x1"),
+        format!("concurrent/sqlite/{CONCURRENT_WRITERS}x1"),
+    ));
     for check in ["access", "decode"] {
         rows.push((
             format!("sequential read + {check}"),
@@ -374,6 +391,91 @@ fn append(c: &mut Criterion) {
             &[&sqlite_path, &sqlite_path.with_extension("sqlite-wal")],
         );
     }
+    group.finish();
+}
+
+/// `CONCURRENT_WRITERS` threads each append `per_thread` single events to `append`; returns
+/// the wall time from the moment all of them start.
+fn run_writers(
+    per_thread: u64,
+    first_seed: u64,
+    append: &(dyn Fn(u64, &Event) + Sync),
+) -> Duration {
+    let barrier = std::sync::Barrier::new(CONCURRENT_WRITERS as usize + 1);
+    std::thread::scope(|scope| {
+        for thread in 0..CONCURRENT_WRITERS {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                let base = first_seed + (thread << 32);
+                let events: Vec<Event> = (base..base + per_thread).map(event_for).collect();
+                barrier.wait();
+                for event in &events {
+                    append(thread, event);
+                }
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // Leaving the scope joins every writer.
+        start
+    })
+    .elapsed()
+}
+
+fn concurrent(c: &mut Criterion) {
+    let dir = TempDir::new().expect("temporary directory");
+    let mut group = c.benchmark_group("concurrent");
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(CONCURRENT_WRITERS));
+    let name = format!("{CONCURRENT_WRITERS}x1");
+    // Each sample uses seeds above every earlier sample's.
+    let next_seed = std::sync::atomic::AtomicU64::new(1 << 56);
+    let seeds = |per_thread: u64| {
+        next_seed.fetch_add(
+            per_thread.max(1) << 36,
+            std::sync::atomic::Ordering::Relaxed,
+        )
+    };
+
+    let log_path = dir.path().join("concurrent.wlog");
+    let log = create_log(&log_path);
+    let case = format!("concurrent/weightlog/{name}");
+    group.bench_function(format!("weightlog/{name}"), |b| {
+        b.iter_custom(|iterations| {
+            let time = run_writers(iterations, seeds(iterations), &|_, event| {
+                black_box(log.append(event).expect("weightlog append"));
+            });
+            record(&case, CONCURRENT_WRITERS, iterations, time);
+            time
+        });
+    });
+    let size = log.reader().size().expect("log size");
+    log.close().expect("close the log");
+    report_store("weightlog", size, &[&log_path]);
+
+    let sqlite_path = dir.path().join("concurrent.sqlite");
+    let sqlite = std::sync::Mutex::new(Sqlite::create(&sqlite_path));
+    let case = format!("concurrent/sqlite/{name}");
+    group.bench_function(format!("sqlite/{name}"), |b| {
+        b.iter_custom(|iterations| {
+            let time = run_writers(iterations, seeds(iterations), &|_, event| {
+                let mut sqlite = sqlite.lock().expect("connection");
+                black_box(
+                    sqlite
+                        .append_batch(std::slice::from_ref(event))
+                        .expect("SQLite append"),
+                );
+            });
+            record(&case, CONCURRENT_WRITERS, iterations, time);
+            time
+        });
+    });
+    let count = sqlite.lock().expect("connection").count() as u64;
+    report_store(
+        "SQLite",
+        count,
+        &[&sqlite_path, &sqlite_path.with_extension("sqlite-wal")],
+    );
     group.finish();
 }
 
@@ -548,7 +650,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = append, read, context
+    targets = append, concurrent, read, context
 }
 
 fn main() {

@@ -78,7 +78,10 @@ fn rebuild_everything(path: &Path, resign: bool) {
             .collect();
         let mut frontier = Frontier::new();
         for (seq, bytes) in &events {
-            by_id.insert(&event_id(bytes).0, *seq).unwrap();
+            let timestamp_ms = weightlog_schema::decode(bytes).unwrap().timestamp_ms;
+            by_id
+                .insert((timestamp_ms, &event_id(bytes).0), *seq)
+                .unwrap();
             for (level, index, hash) in frontier.push(leaf_hash(bytes)) {
                 if level == 0 {
                     leaves.insert(index, &hash.0).unwrap();

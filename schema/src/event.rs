@@ -658,6 +658,26 @@ impl Payload {
     }
 }
 
+impl ArchivedPayload {
+    /// The kind of an archived event, read without deserialising it.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            ArchivedPayload::LogOpened(_) => EventKind::LogOpened,
+            ArchivedPayload::ProfileChanged(_) => EventKind::ProfileChanged,
+            ArchivedPayload::MetagraphObserved(_) => EventKind::MetagraphObserved,
+            ArchivedPayload::EnvironmentRegistered(_) => EventKind::EnvironmentRegistered,
+            ArchivedPayload::ChallengeIssued(_) => EventKind::ChallengeIssued,
+            ArchivedPayload::ResponseReceived(_) => EventKind::ResponseReceived,
+            ArchivedPayload::EmbeddingComputed(_) => EventKind::EmbeddingComputed,
+            ArchivedPayload::EvaluationRecorded(_) => EventKind::EvaluationRecorded,
+            ArchivedPayload::ExternalScoreRecorded(_) => EventKind::ExternalScoreRecorded,
+            ArchivedPayload::GroundTruthRevealed(_) => EventKind::GroundTruthRevealed,
+            ArchivedPayload::WeightsComputed(_) => EventKind::WeightsComputed,
+            ArchivedPayload::WeightsSubmitted(_) => EventKind::WeightsSubmitted,
+        }
+    }
+}
+
 /// A 16-byte log id; hex in JSON.
 #[derive(
     Debug,

@@ -134,6 +134,7 @@ pub fn origin_for(netuid: u16, signer: &PublicKey, log_id: &LogId) -> String {
 pub struct EncodedEvent {
     pub bytes: Vec<u8>,
     pub id: Hash,
+    pub timestamp_ms: u64,
     pub kind: EventKind,
     pub challenge_id: Option<String>,
     pub uids: Vec<u16>,
@@ -144,6 +145,7 @@ impl EncodedEvent {
         let bytes = codec::encode(event)?;
         Ok(Self {
             id: weightlog_schema::event_id(&bytes),
+            timestamp_ms: event.timestamp_ms,
             kind: event.kind(),
             challenge_id: event.payload.challenge_id().map(str::to_string),
             uids: event.payload.uids(),

@@ -36,7 +36,6 @@ pub(super) fn create_database(path: &Path, meta: &LogMeta) -> Result<Database, L
         transaction.open_table(BY_ID)?;
         transaction.open_table(BY_CHALLENGE)?;
         transaction.open_table(BY_UID)?;
-        transaction.open_table(KIND_COUNTS)?;
         transaction.open_table(PROJECTIONS)?;
     }
     transaction.commit()?;

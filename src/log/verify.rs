@@ -128,7 +128,8 @@ pub fn verify_log(
             );
             return Ok(report);
         }
-        if by_id.get(&event_id(bytes).0)?.map(|stored| stored.value()) != Some(seq) {
+        let dedupe_key = (event.timestamp_ms, &event_id(bytes).0);
+        if by_id.get(dedupe_key)?.map(|stored| stored.value()) != Some(seq) {
             fail(
                 &mut report,
                 &frontier,
