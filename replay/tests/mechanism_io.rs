@@ -70,10 +70,13 @@ fn numbers_match(expected: &Value, actual: &Value, path: &str, rules: &Rules) ->
     }
 }
 
+/// Value lists parallel to a `uids` list, by key.
+type ParallelLists<'a> = Vec<(&'a String, &'a Vec<Value>)>;
+
 /// The uid-keyed view of an object holding a `uids` list and parallel value lists.
-fn uid_keyed(object: &Map<String, Value>) -> Option<(Vec<Value>, Vec<(&String, &Vec<Value>)>)> {
+fn uid_keyed(object: &Map<String, Value>) -> Option<(Vec<Value>, ParallelLists<'_>)> {
     let uids = object.get("uids")?.as_array()?;
-    let parallel: Vec<(&String, &Vec<Value>)> = object
+    let parallel: ParallelLists<'_> = object
         .iter()
         .filter(|(key, _)| key.as_str() != "uids")
         .filter_map(|(key, value)| value.as_array().map(|list| (key, list)))
