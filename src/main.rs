@@ -14,7 +14,10 @@ fn main() -> ExitCode {
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(error)) => {
-            eprintln!("weightlog: {error}");
+            // A `Reported` error was already printed in the command's own format.
+            if !matches!(error, weightlog::cli::CliError::Reported(_)) {
+                eprintln!("weightlog: {error}");
+            }
             ExitCode::from(error.exit_code())
         }
         Err(payload) => {

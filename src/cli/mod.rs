@@ -6,6 +6,7 @@
 
 mod key_commands;
 mod log_commands;
+mod mechanism_commands;
 mod proof_commands;
 
 use std::path::PathBuf;
@@ -59,6 +60,22 @@ pub enum Command {
     Keys(KeysCommand),
     /// Write the JSON Schema files of the event JSON form into a directory.
     Schema(SchemaArgs),
+    /// Run a scoring mechanism (affine, loosh, quasar, omega, aml) on a JSON input.
+    #[command(subcommand)]
+    Mechanism(MechanismCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MechanismCommand {
+    /// Compute a mechanism's scores and weights from the JSON input shapes of
+    /// specs/mechanism-io (the `mode`, or a loosh `evaluate`/`weights` section, or an aml
+    /// `miners` object, selects the mechanism). Prints the result as JSON; on invalid input or
+    /// a documented upstream failure prints `{"error": "..."}` and exits 1.
+    Run {
+        /// The input JSON file, or `-` for stdin.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+    },
 }
 
 /// Where to find the signing hotkey (btcli conventions).
@@ -235,12 +252,16 @@ pub enum CliError {
     /// The thing checked does not check out; the message was already printed.
     #[error("{0}")]
     Invalid(String),
+    /// A failure already reported on stdout in the command's own format (JSON).
+    #[error("{0}")]
+    Reported(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Invalid(_) => EXIT_INVALID,
+            CliError::Reported(_) => EXIT_ERROR,
             _ => EXIT_ERROR,
         }
     }
@@ -265,5 +286,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(args) => log_commands::verify(args),
         Command::Keys(command) => key_commands::keys(command),
         Command::Schema(args) => key_commands::schema(args),
+        Command::Mechanism(command) => mechanism_commands::mechanism(command),
     }
 }
