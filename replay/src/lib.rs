@@ -17,6 +17,7 @@ pub mod error;
 pub mod loosh;
 pub mod numeric;
 pub mod omega;
+pub mod projection;
 pub mod quasar;
 
 pub use error::MechanismError;

@@ -24,6 +24,8 @@ use weightlog_schema::event::{AccountId, LogId, LogOpened, Payload};
 use weightlog_schema::signature::PublicKey;
 use weightlog_schema::{CheckpointError, Event, EventKind, Hash};
 
+use weightlog_replay::projection::ProjectionCheckpoint;
+
 use crate::keys::Hotkey;
 
 pub use reader::{LogReader, Tail};
@@ -77,6 +79,8 @@ pub enum LogError {
     NoSuchSeq { seq: u64, size: u64 },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("projection checkpoint: {0}")]
+    Projection(String),
     #[error("proof: {0}")]
     Proof(#[from] weightlog_schema::proof::ProofError),
 }
@@ -293,6 +297,31 @@ impl Log {
             });
         }
         self.writer.append(events)
+    }
+
+    /// Stores a projection checkpoint durably, replacing the previous one of the same name.
+    /// It is derived data (any auditor can recompute it), so it lives outside the Merkle
+    /// tree; its state hash is what replays compare.
+    pub fn store_projection(&self, checkpoint: &ProjectionCheckpoint) -> Result<(), LogError> {
+        let size = self.reader.size()?;
+        if checkpoint.next_seq > size {
+            return Err(LogError::Projection(format!(
+                "`{}` covers seqs below {}, but the log holds {size} events",
+                checkpoint.name, checkpoint.next_seq
+            )));
+        }
+        let bytes = checkpoint
+            .to_bytes()
+            .map_err(|error| LogError::Projection(error.to_string()))?;
+        // redb runs one write transaction at a time, so this waits for the writer's commit
+        // in progress rather than racing it.
+        let mut transaction = self.writer.database().begin_write()?;
+        transaction.set_durability(redb::Durability::Immediate)?;
+        transaction
+            .open_table(tables::PROJECTIONS)?
+            .insert(checkpoint.name.as_str(), bytes.as_slice())?;
+        transaction.commit()?;
+        Ok(())
     }
 
     /// Stops the writer after it has committed everything queued.

@@ -284,6 +284,20 @@ impl Snapshot {
         Ok(texts)
     }
 
+    /// The stored checkpoint of a projection, checked against its own hash on restore.
+    pub fn projection(
+        &self,
+        name: &str,
+    ) -> Result<Option<weightlog_replay::projection::ProjectionCheckpoint>, LogError> {
+        let table = self.transaction.open_table(PROJECTIONS)?;
+        let Some(bytes) = table.get(name)? else {
+            return Ok(None);
+        };
+        weightlog_replay::projection::ProjectionCheckpoint::from_bytes(bytes.value())
+            .map(Some)
+            .map_err(|error| LogError::Projection(format!("`{name}`: {error}")))
+    }
+
     /// The stored Merkle tree, for roots and proofs.
     pub fn stored_tree(&self) -> Result<StoredTree, LogError> {
         Ok(StoredTree {

@@ -44,6 +44,7 @@ enum Message {
 }
 
 pub(super) struct WriterHandle {
+    database: Arc<Database>,
     sender: Sender<Message>,
     thread: Option<JoinHandle<()>>,
 }
@@ -59,7 +60,7 @@ impl WriterHandle {
         let (sender, receiver) = bounded(QUEUE_REQUESTS_MAX);
         notifier.publish(state.frontier.size());
         let writer = Writer {
-            database,
+            database: database.clone(),
             meta,
             hotkey,
             frontier: state.frontier,
@@ -70,7 +71,15 @@ impl WriterHandle {
             .name("weightlog-writer".into())
             .spawn(move || writer.run(receiver))
             .ok();
-        Self { sender, thread }
+        Self {
+            database,
+            sender,
+            thread,
+        }
+    }
+
+    pub(super) fn database(&self) -> &Database {
+        &self.database
     }
 
     pub(super) fn append(&self, events: Vec<EncodedEvent>) -> Reply {

@@ -1,0 +1,140 @@
+//! Projections: deterministic folds of log events into a mechanism's state, and
+//! checkpoints of that state so a replay can resume.
+//!
+//! A projection never computes weights itself. It turns its state into the mechanism's
+//! documented JSON input (specs/mechanism-io) and hands that to [`crate::run_json`], so the
+//! weights a validator gets from its log are computed by exactly the code `weightlog
+//! mechanism run` runs, and an auditor replaying the log runs it too.
+//!
+//! **Architecture Invariant:** `apply` sees events in seq order, one at a time, and reads
+//! nothing but the event and the state; the state holds only ordered containers
+//! (`BTreeMap`, `Vec`), so its bincode bytes — and their blake3 hash, the determinism
+//! witness — depend only on the events folded.
+
+pub mod omega;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use weightlog_schema::{Event, Hash};
+
+use crate::MechanismError;
+
+/// A fold of events into the state one mechanism needs.
+pub trait Projection {
+    /// Everything the mechanism needs, built only from events.
+    type State: Default + Clone + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned;
+
+    /// Names the projection in checkpoints (and in the log's `projections` table).
+    const NAME: &'static str;
+
+    /// Folds the event at `seq` into the state. Events that do not concern this projection
+    /// leave the state unchanged.
+    fn apply(&self, state: &mut Self::State, seq: u64, event: &Event)
+    -> Result<(), MechanismError>;
+
+    /// The mechanism input (the specs/mechanism-io JSON shape) for the current state.
+    fn input(&self, state: &Self::State) -> Result<Value, MechanismError>;
+
+    /// The mechanism's output for the current state: the same code as `mechanism run`.
+    fn output(&self, state: &Self::State) -> Result<Value, MechanismError> {
+        crate::run_json(&self.input(state)?)
+    }
+}
+
+/// Folds `events` (ascending seqs) into `state`.
+pub fn fold<'a, P: Projection>(
+    projection: &P,
+    state: &mut P::State,
+    events: impl IntoIterator<Item = (u64, &'a Event)>,
+) -> Result<(), MechanismError> {
+    for (seq, event) in events {
+        projection.apply(state, seq, event)?;
+    }
+    Ok(())
+}
+
+fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// The canonical bytes of a state: bincode 2, standard configuration.
+pub fn state_bytes<S: Serialize>(state: &S) -> Result<Vec<u8>, MechanismError> {
+    bincode::serde::encode_to_vec(state, bincode_config()).map_err(|error| {
+        MechanismError::invalid(format!("cannot encode the projection state: {error}"))
+    })
+}
+
+/// The determinism witness: blake3 of the state's canonical bytes.
+pub fn state_hash<S: Serialize>(state: &S) -> Result<Hash, MechanismError> {
+    Ok(Hash(*blake3::hash(&state_bytes(state)?).as_bytes()))
+}
+
+/// A projection's state after every event below `next_seq`, with its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectionCheckpoint {
+    pub name: String,
+    /// The first seq not folded into the state.
+    pub next_seq: u64,
+    pub state_hash: Hash,
+    pub state: Vec<u8>,
+}
+
+impl ProjectionCheckpoint {
+    pub fn capture<P: Projection>(state: &P::State, next_seq: u64) -> Result<Self, MechanismError> {
+        let bytes = state_bytes(state)?;
+        Ok(Self {
+            name: P::NAME.to_string(),
+            next_seq,
+            state_hash: Hash(*blake3::hash(&bytes).as_bytes()),
+            state: bytes,
+        })
+    }
+
+    /// The state, after checking the checkpoint is for `P` and its bytes match its hash (a
+    /// checkpoint read from a file is untrusted).
+    pub fn restore<P: Projection>(&self) -> Result<P::State, MechanismError> {
+        if self.name != P::NAME {
+            return Err(MechanismError::invalid(format!(
+                "checkpoint is for projection `{}`, not `{}`",
+                self.name,
+                P::NAME
+            )));
+        }
+        let computed = Hash(*blake3::hash(&self.state).as_bytes());
+        if computed != self.state_hash {
+            return Err(MechanismError::invalid(format!(
+                "checkpoint state hashes to {computed}, not the recorded {}; it was changed",
+                self.state_hash
+            )));
+        }
+        let (state, read) = bincode::serde::decode_from_slice(&self.state, bincode_config())
+            .map_err(|error| {
+                MechanismError::invalid(format!("checkpoint state does not decode: {error}"))
+            })?;
+        if read != self.state.len() {
+            return Err(MechanismError::invalid(
+                "checkpoint state has trailing bytes",
+            ));
+        }
+        Ok(state)
+    }
+
+    /// The stored form (bincode of this struct).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, MechanismError> {
+        state_bytes(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MechanismError> {
+        let (checkpoint, read) = bincode::serde::decode_from_slice(bytes, bincode_config())
+            .map_err(|error| {
+                MechanismError::invalid(format!("not a projection checkpoint: {error}"))
+            })?;
+        if read != bytes.len() {
+            return Err(MechanismError::invalid(
+                "projection checkpoint has trailing bytes",
+            ));
+        }
+        Ok(checkpoint)
+    }
+}
