@@ -178,7 +178,11 @@ fn two_responses_skip_outlier_detection_and_form_one_cluster() {
         0.75 * theta * 1.2 * multiplier,
         "emission 1",
     );
-    assert_close(number(&output, "/emissions/hk2"), 0.25 * theta * 1.2, "emission 2");
+    assert_close(
+        number(&output, "/emissions/hk2"),
+        0.25 * theta * 1.2,
+        "emission 2",
+    );
 }
 
 #[test]
@@ -325,7 +329,11 @@ fn ema_updates_only_on_sighting_and_stale_miners_are_zeroed() {
     assert_eq!(output["after_gates"]["c"], 0.0);
     let total = (0.3 * 0.1 + 0.7 * 0.4) + 0.2;
     assert_eq!(output["uids"], json!([1, 2, 3]));
-    assert_close(number(&output, "/weights/0"), (0.3 * 0.1 + 0.7 * 0.4) / total, "w a");
+    assert_close(
+        number(&output, "/weights/0"),
+        (0.3 * 0.1 + 0.7 * 0.4) / total,
+        "w a",
+    );
     assert_close(number(&output, "/weights/1"), 0.2 / total, "w b");
     assert_eq!(output["weights"][2], 0.0);
     assert_eq!(output["u16"]["uids"], json!([1, 2]));
@@ -368,9 +376,7 @@ fn all_zero_weights_skip_outside_emergency_and_go_uniform_in_emergency() {
 
 #[test]
 fn no_evaluations_leave_the_ema_empty() {
-    let section = |mode: &str| {
-        json!({"evaluations": [], "mode": mode, "serving": serving(&[(1, "a"), (2, "b")])})
-    };
+    let section = |mode: &str| json!({"evaluations": [], "mode": mode, "serving": serving(&[(1, "a"), (2, "b")])});
     let normal = weights(section("NORMAL"));
     assert_eq!(normal["ema"], json!({}));
     assert_eq!(normal["status"], "skipped_all_zero");
@@ -454,9 +460,7 @@ fn no_serving_miner_skips_the_round() {
 #[test]
 fn malformed_inputs_are_rejected_with_the_field_named() {
     let good_response = response(1, "text", &[1.0, 0.0], 10.0);
-    let with_response = |response: Value| {
-        json!({"evaluate": {"prompt_embedding": [1.0, 0.0], "responses": [response]}})
-    };
+    let with_response = |response: Value| json!({"evaluate": {"prompt_embedding": [1.0, 0.0], "responses": [response]}});
     // NaN cannot be written in JSON; serde_json turns it into null.
     let mut nan_embedding = good_response.clone();
     nan_embedding["embedding"] = json!([f64::NAN, 1.0]);
@@ -479,7 +483,10 @@ fn malformed_inputs_are_rejected_with_the_field_named() {
     let mut missing_hotkey = good_response.clone();
     missing_hotkey.as_object_mut().unwrap().remove("hotkey");
     let message = error_of(with_response(missing_hotkey));
-    assert!(message.contains("evaluate.responses[0].hotkey"), "{message}");
+    assert!(
+        message.contains("evaluate.responses[0].hotkey"),
+        "{message}"
+    );
 
     let message = error_of(json!({"evaluate": {
         "prompt_embedding": [1.0, 0.0],
@@ -512,7 +519,10 @@ fn malformed_inputs_are_rejected_with_the_field_named() {
         "serving": [],
         "evaluations": [{"emissions": {"a": -1.0}}],
     }}));
-    assert!(message.contains("weights.evaluations[0].emissions.a"), "{message}");
+    assert!(
+        message.contains("weights.evaluations[0].emissions.a"),
+        "{message}"
+    );
 
     let message = error_of(json!({"weights": {
         "mode": "NORMAL",
@@ -582,10 +592,17 @@ fn permuting_responses_does_not_change_scores_or_emissions() {
         let baseline = run(input.clone())["evaluate"].clone();
         for seed in 1..=6 {
             let mut shuffled = input.clone();
-            let responses = shuffled["evaluate"]["responses"].as_array().unwrap().clone();
+            let responses = shuffled["evaluate"]["responses"]
+                .as_array()
+                .unwrap()
+                .clone();
             let order = SplitMix64(seed).permutation(responses.len());
-            shuffled["evaluate"]["responses"] =
-                Value::Array(order.iter().map(|&index| responses[index].clone()).collect());
+            shuffled["evaluate"]["responses"] = Value::Array(
+                order
+                    .iter()
+                    .map(|&index| responses[index].clone())
+                    .collect(),
+            );
             if let Some(quality) = shuffled["evaluate"]["quality_scores"].as_array().cloned() {
                 shuffled["evaluate"]["quality_scores"] =
                     Value::Array(order.iter().map(|&index| quality[index].clone()).collect());

@@ -28,10 +28,10 @@ fn nearest_neighbor_chain(condensed: &[f64], count: usize) -> Vec<Merge> {
     let mut chain: Vec<usize> = Vec::with_capacity(count);
     let mut merges = Vec::with_capacity(count.saturating_sub(1));
     for _ in 0..count.saturating_sub(1) {
-        if chain.is_empty() {
-            if let Some(first_alive) = (0..count).find(|&index| sizes[index] > 0) {
-                chain.push(first_alive);
-            }
+        if chain.is_empty()
+            && let Some(first_alive) = (0..count).find(|&index| sizes[index] > 0)
+        {
+            chain.push(first_alive);
         }
         let (mut x, mut y, current_min);
         loop {
@@ -80,9 +80,8 @@ fn nearest_neighbor_chain(condensed: &[f64], count: usize) -> Vec<Merge> {
             }
             let d_xi = distances[condensed_index(count, index, x)];
             let d_yi = distances[condensed_index(count, index, y)];
-            distances[condensed_index(count, index, y)] = (size_x as f64 * d_xi
-                + size_y as f64 * d_yi)
-                / (size_x + size_y) as f64;
+            distances[condensed_index(count, index, y)] =
+                (size_x as f64 * d_xi + size_y as f64 * d_yi) / (size_x + size_y) as f64;
         }
     }
     merges
@@ -166,12 +165,12 @@ fn heap_push(heap: &mut Vec<i64>, item: i64) {
 
 /// Python's `heapq.heappushpop`.
 fn heap_push_pop(heap: &mut [i64], item: i64) -> i64 {
-    if let Some(&smallest) = heap.first() {
-        if smallest < item {
-            heap[0] = item;
-            sift_up(heap, 0);
-            return smallest;
-        }
+    if let Some(&smallest) = heap.first()
+        && smallest < item
+    {
+        heap[0] = item;
+        sift_up(heap, 0);
+        return smallest;
     }
     item
 }

@@ -104,10 +104,16 @@ impl EvaluateConfig {
             ("w_specificity", self.w_specificity),
             ("w_coherence", self.w_coherence),
             ("min_raw_prompt_relevance", self.min_raw_prompt_relevance),
-            ("single_miner_min_relevance", self.single_miner_min_relevance),
+            (
+                "single_miner_min_relevance",
+                self.single_miner_min_relevance,
+            ),
             ("outlier_quality_delta", self.outlier_quality_delta),
             ("lof_offset", self.lof_offset),
-            ("cluster_distance_threshold", self.cluster_distance_threshold),
+            (
+                "cluster_distance_threshold",
+                self.cluster_distance_threshold,
+            ),
             ("lambda_factor", self.lambda_factor),
             ("threshold_min", self.threshold_min),
             ("max_diversity_bonus", self.max_diversity_bonus),
@@ -172,6 +178,9 @@ pub struct EvaluateInput {
     pub config: EvaluateConfig,
 }
 
+/// A node-map entry as written: `[ip, coldkey]`, either of which may be null.
+type RawNodeEntry = (Option<String>, Option<String>);
+
 const EVALUATE_KEYS: [&str; 5] = [
     "prompt_embedding",
     "responses",
@@ -222,8 +231,7 @@ impl EvaluateInput {
                 text: required(response_fields, "text", &response_path)?,
                 embedding: required(response_fields, "embedding", &response_path)?,
                 response_time_ms: required(response_fields, "response_time_ms", &response_path)?,
-                confidence: optional(response_fields, "confidence", &response_path)?
-                    .unwrap_or(1.0),
+                confidence: optional(response_fields, "confidence", &response_path)?.unwrap_or(1.0),
             };
             if response.embedding.len() != prompt_embedding.len() {
                 return Err(MechanismError::invalid(format!(
@@ -272,7 +280,7 @@ impl EvaluateInput {
                 )));
             }
         }
-        let raw_node_map: Option<BTreeMap<String, (Option<String>, Option<String>)>> =
+        let raw_node_map: Option<BTreeMap<String, RawNodeEntry>> =
             optional(fields, "node_map", path)?;
         let node_map = raw_node_map
             .unwrap_or_default()
@@ -419,10 +427,12 @@ fn entity_weights(
     let mut weights = vec![1.0; hotkeys.len()];
     let mut ip_groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (index, hotkey) in hotkeys.iter().enumerate() {
-        if let Some(node) = node_map.get(*hotkey) {
-            if !node.ip.is_empty() && node.ip != "0" && node.ip != "0.0.0.0" {
-                ip_groups.entry(node.ip.as_str()).or_default().push(index);
-            }
+        if let Some(node) = node_map.get(*hotkey)
+            && !node.ip.is_empty()
+            && node.ip != "0"
+            && node.ip != "0.0.0.0"
+        {
+            ip_groups.entry(node.ip.as_str()).or_default().push(index);
         }
     }
     let mut ip_capped = vec![false; hotkeys.len()];
@@ -441,13 +451,13 @@ fn entity_weights(
         if ip_capped[index] {
             continue;
         }
-        if let Some(node) = node_map.get(*hotkey) {
-            if !node.coldkey.is_empty() {
-                coldkey_groups
-                    .entry(node.coldkey.as_str())
-                    .or_default()
-                    .push(index);
-            }
+        if let Some(node) = node_map.get(*hotkey)
+            && !node.coldkey.is_empty()
+        {
+            coldkey_groups
+                .entry(node.coldkey.as_str())
+                .or_default()
+                .push(index);
         }
     }
     for members in coldkey_groups.values() {
@@ -687,7 +697,8 @@ pub fn evaluate(input: &EvaluateInput) -> Result<EvaluateOutcome, MechanismError
                 theta = weighted_mean + config.lambda_factor * deviation;
             }
         }
-        individual = individual_scores(input, &valid, &kept, &quality, caps.as_deref(), &similarity);
+        individual =
+            individual_scores(input, &valid, &kept, &quality, caps.as_deref(), &similarity);
     }
     let consensus_achieved = theta > config.threshold_min;
     let (top_label, top_multiplier) = score_difference_bonus(&individual, config);
@@ -765,7 +776,8 @@ fn individual_scores(
         let diversity = if config.diversity && !others.is_empty() {
             let uniqueness = 1.0 - mean(&other_similarities);
             if quality[i] > config.diversity_quality_gate {
-                let bonus = uniqueness * (quality[i] / config.diversity_quality_gate)
+                let bonus = uniqueness
+                    * (quality[i] / config.diversity_quality_gate)
                     * config.max_diversity_bonus;
                 python_min(bonus, config.max_diversity_bonus)
             } else {

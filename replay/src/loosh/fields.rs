@@ -21,7 +21,9 @@ pub fn required<T: DeserializeOwned>(
     path: &str,
 ) -> Result<T, MechanismError> {
     match object.get(key) {
-        None => Err(MechanismError::invalid(format!("`{path}.{key}` is missing"))),
+        None => Err(MechanismError::invalid(format!(
+            "`{path}.{key}` is missing"
+        ))),
         Some(value) => parse(value, &format!("`{path}.{key}`")),
     }
 }

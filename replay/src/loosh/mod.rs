@@ -35,9 +35,14 @@ const SECTION_KEYS: [&str; 2] = ["evaluate", "weights"];
 /// Runs whichever sections the input holds and returns an output with the same sections.
 pub fn run(input: &Value) -> Result<Value, MechanismError> {
     let Some(object) = input.as_object() else {
-        return Err(MechanismError::invalid("the loosh input must be a JSON object"));
+        return Err(MechanismError::invalid(
+            "the loosh input must be a JSON object",
+        ));
     };
-    if let Some(unknown) = object.keys().find(|key| !SECTION_KEYS.contains(&key.as_str())) {
+    if let Some(unknown) = object
+        .keys()
+        .find(|key| !SECTION_KEYS.contains(&key.as_str()))
+    {
         return Err(MechanismError::invalid(format!(
             "unknown top-level key `{unknown}`; a loosh input holds `evaluate` and/or `weights`"
         )));

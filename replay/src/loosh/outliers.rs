@@ -35,7 +35,12 @@ pub fn local_outlier_factors(points: &[Vec<f64>], neighbors: usize) -> Vec<f64> 
             .collect();
         others.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         others.truncate(k);
-        neighbor_distances.push(others.iter().map(|(distance, _)| *distance).collect::<Vec<_>>());
+        neighbor_distances.push(
+            others
+                .iter()
+                .map(|(distance, _)| *distance)
+                .collect::<Vec<_>>(),
+        );
         neighbor_indices.push(others.iter().map(|(_, other)| *other).collect::<Vec<_>>());
     }
     let k_distance: Vec<f64> = neighbor_distances.iter().map(|row| row[k - 1]).collect();
@@ -75,7 +80,10 @@ mod tests {
         ];
         let factors = local_outlier_factors(&points, 2);
         assert!(factors[4] > 1.5, "{factors:?}");
-        assert!(factors[..4].iter().all(|factor| *factor <= 1.5), "{factors:?}");
+        assert!(
+            factors[..4].iter().all(|factor| *factor <= 1.5),
+            "{factors:?}"
+        );
     }
 
     #[test]

@@ -9,13 +9,82 @@
 
 /// Words that carry no meaning of their own (`ConsensusEngine.FILLER_WORDS`).
 const FILLER_WORDS: &[&str] = &[
-    "the", "a", "an", "and", "or", "but", "in", "on", "at", "to", "for", "of", "with", "by",
-    "from", "up", "about", "into", "through", "during", "is", "are", "was", "were", "be", "been",
-    "being", "have", "has", "had", "do", "does", "did", "will", "would", "could", "should", "may",
-    "might", "can", "this", "that", "these", "those", "it", "its", "very", "more", "some", "any",
-    "all", "each", "every", "both", "few", "many", "much", "such", "only", "own", "other", "than",
-    "then", "them", "there", "various", "important", "significant", "relevant", "considerations",
-    "aspects", "factors", "elements", "components", "matters", "issues",
+    "the",
+    "a",
+    "an",
+    "and",
+    "or",
+    "but",
+    "in",
+    "on",
+    "at",
+    "to",
+    "for",
+    "of",
+    "with",
+    "by",
+    "from",
+    "up",
+    "about",
+    "into",
+    "through",
+    "during",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "being",
+    "have",
+    "has",
+    "had",
+    "do",
+    "does",
+    "did",
+    "will",
+    "would",
+    "could",
+    "should",
+    "may",
+    "might",
+    "can",
+    "this",
+    "that",
+    "these",
+    "those",
+    "it",
+    "its",
+    "very",
+    "more",
+    "some",
+    "any",
+    "all",
+    "each",
+    "every",
+    "both",
+    "few",
+    "many",
+    "much",
+    "such",
+    "only",
+    "own",
+    "other",
+    "than",
+    "then",
+    "them",
+    "there",
+    "various",
+    "important",
+    "significant",
+    "relevant",
+    "considerations",
+    "aspects",
+    "factors",
+    "elements",
+    "components",
+    "matters",
+    "issues",
 ];
 
 /// Words longer than this many characters count as technical terms.
@@ -135,7 +204,7 @@ pub fn coherence(text: &str) -> f64 {
     if sentences.is_empty() {
         return 0.0;
     }
-    let mut score = 0.5;
+    let mut score: f64 = 0.5;
     let total_words: usize = sentences
         .iter()
         .map(|sentence| python_split(sentence).len())
@@ -149,7 +218,7 @@ pub fn coherence(text: &str) -> f64 {
     if sentences.len() > 1 {
         score += 0.2;
     }
-    f64::max(0.0, f64::min(1.0, score))
+    score.clamp(0.0, 1.0)
 }
 
 #[cfg(test)]
@@ -182,7 +251,10 @@ mod tests {
 
     #[test]
     fn coherence_rewards_sentences_of_normal_length() {
-        assert_eq!(coherence("one two three four five. six seven eight nine ten."), 1.0);
+        assert_eq!(
+            coherence("one two three four five. six seven eight nine ten."),
+            1.0
+        );
         assert_eq!(coherence("Hi. Yo."), 0.5);
         assert_eq!(coherence("..."), 0.0);
     }

@@ -93,7 +93,8 @@ impl WeightsInput {
         let path = "weights";
         let fields = object(section, path)?;
         refuse_unknown(fields, &WEIGHTS_KEYS, path)?;
-        let raw_evaluations: Vec<Value> = optional(fields, "evaluations", path)?.unwrap_or_default();
+        let raw_evaluations: Vec<Value> =
+            optional(fields, "evaluations", path)?.unwrap_or_default();
         let mut evaluations = Vec::with_capacity(raw_evaluations.len());
         for (index, raw) in raw_evaluations.iter().enumerate() {
             let evaluation_path = format!("weights.evaluations[{index}]");
@@ -248,6 +249,9 @@ pub fn exponential_moving_averages(
     ema
 }
 
+/// A penalty candidate: its position in the score list and its sybil score.
+type Candidate = (usize, f64);
+
 /// `_apply_sybil_penalty`: candidates are hotkeys with a sybil score >= 0.1 and a positive
 /// score; the hard tier (>= 0.60) is always penalised, the soft tier only up to
 /// `max(1, int(0.33 * serving))` worst (stable sort by score, descending); a penalised score
@@ -261,7 +265,7 @@ fn apply_sybil_penalty(
         return;
     }
     let sybil_score = |hotkey: &str| sybil_scores.get(hotkey).copied().unwrap_or(0.0);
-    let candidates: Vec<(usize, f64)> = scores
+    let candidates: Vec<Candidate> = scores
         .iter()
         .enumerate()
         .filter(|(_, (hotkey, score))| {
@@ -269,7 +273,7 @@ fn apply_sybil_penalty(
         })
         .map(|(index, (hotkey, _))| (index, sybil_score(hotkey)))
         .collect();
-    let (hard, mut soft): (Vec<(usize, f64)>, Vec<(usize, f64)>) = candidates
+    let (hard, mut soft): (Vec<Candidate>, Vec<Candidate>) = candidates
         .into_iter()
         .partition(|(_, score)| *score >= SYBIL_HARD_PENALTY_SCORE_FLOOR);
     // Python's int() truncates toward zero.
