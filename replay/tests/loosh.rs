@@ -651,3 +651,24 @@ fn equal_top_scores_go_to_the_earlier_response() {
     let backward = build(2, 1);
     assert_eq!(backward["top_label"], "2");
 }
+
+#[test]
+fn when_no_response_passes_the_quality_gate_nothing_is_scored() {
+    // A config override raises the threshold above every quality score.
+    let output = run(json!({"evaluate": {
+        "prompt_embedding": [1.0, 0.1],
+        "responses": [
+            response(1, "a", &[1.0, 0.1], 100.0),
+            response(2, "b", &[1.0, 0.2], 300.0),
+        ],
+        "quality_scores": [0.5, 0.6],
+        "config": {"quality_threshold": 0.9},
+    }}))["evaluate"]
+        .clone();
+    assert_eq!(output["status"], "ok");
+    assert_eq!(output["kept"], json!([]));
+    assert_eq!(output["individual"], json!({}));
+    assert_eq!(output["theta"], 0.0);
+    assert_eq!(output["top_label"], Value::Null);
+    assert_eq!(output["emissions"], json!({"hk1": 0.0, "hk2": 0.0}));
+}

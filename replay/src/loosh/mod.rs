@@ -10,6 +10,20 @@
 //! in the order of operations those libraries use (numpy's pairwise sums, scikit-learn's
 //! `LocalOutlierFactor`, scipy's nearest-neighbour-chain linkage and scikit-learn's heap-ordered
 //! tree cut), so that decisions at thresholds and ties fall the same way.
+//!
+//! Known differences from upstream, all below the comparison tolerance or outside its inputs:
+//! - Dot products and norms are summed in index order; numpy/BLAS may group them differently,
+//!   so cosines can differ in the last bit (a threshold decision could only flip on an exact
+//!   tie at the last bit).
+//! - LOF neighbours at equal distance are taken lower index first.
+//! - JSON objects reach this crate in key order (serde_json without `preserve_order`), so the
+//!   EMA's first-sighting order inside one evaluation is hotkey order; it only matters for
+//!   soft-tier sybil ties.
+//! - Where upstream raises inside `evaluate_responses` (response times summing to 0, outlier
+//!   detection keeping nobody) and returns `{}`, the outcome is status `failed` with no
+//!   emissions rather than a mechanism error, because that is upstream's defined result.
+//! - Inputs upstream could not produce are refused: repeated uids or hotkeys, negative response
+//!   times or emissions, `quality_scores` of the wrong length, unknown fields.
 
 mod clustering;
 mod evaluate;
