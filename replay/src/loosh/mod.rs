@@ -26,7 +26,9 @@
 //!   times or emissions, `quality_scores` of the wrong length, unknown fields.
 
 mod clustering;
+mod entity;
 mod evaluate;
+mod evaluate_input;
 mod fields;
 mod outliers;
 mod quality;
@@ -34,7 +36,8 @@ mod similarity;
 mod weights;
 
 pub use clustering::{average_linkage_labels, python_heap_cut};
-pub use evaluate::{EvaluateConfig, EvaluateInput, EvaluateOutcome, EvaluateStatus, evaluate};
+pub use evaluate::{EvaluateOutcome, EvaluateStatus, evaluate};
+pub use evaluate_input::{EvaluateConfig, EvaluateInput, NodeEntry, Response};
 pub use outliers::local_outlier_factors;
 pub use quality::{coherence, information_density, specificity};
 pub use weights::{Mode, WeightsInput, WeightsOutcome, WeightsStatus, set_weights};
