@@ -261,7 +261,6 @@ fn affine_examples_reproduce() {
 }
 
 #[test]
-#[ignore = "loosh mechanism not implemented yet"]
 fn loosh_examples_reproduce() {
     check_system("loosh", 5);
 }
