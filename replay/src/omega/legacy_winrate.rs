@@ -14,11 +14,10 @@ use serde_json::{Value, json};
 
 use super::float32::{softmax, sum};
 use super::{
-    DEFAULT_COMPETITION_ID, ModelEntry, check_previous_weights, metagraph_size,
-    parse_model_scores, weights_and_u16,
+    DEFAULT_COMPETITION_ID, ModelEntry, check_previous_weights, metagraph_size, optional_field,
+    parse_model_scores, required_field, weights_and_u16,
 };
 use crate::MechanismError;
-use crate::error::parse;
 
 /// Softmax temperature (`constants.temperature`).
 pub const TEMPERATURE: f32 = 0.01;
@@ -30,17 +29,6 @@ pub const NEW_WEIGHT_SHARE: f32 = 0.1;
 /// Upstream starts from `failed_uids = set(range(256))`: only uids below this can be marked
 /// as scored, so larger metagraphs are outside what the code can run.
 pub const TRACKED_UIDS: usize = 256;
-
-#[derive(Debug, Deserialize)]
-struct LegacyInput {
-    n: u64,
-    #[serde(default)]
-    competitions: Option<Vec<Competition>>,
-    #[serde(default)]
-    all_model_scores: Option<BTreeMap<String, Vec<ModelEntry>>>,
-    #[serde(default)]
-    previous_weights: Option<Vec<f64>>,
-}
 
 /// One entry of `COMPETITION_SCHEDULE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -61,20 +49,20 @@ struct CompetitionResult {
 /// Returns `{"status": "ok", "weights": [...], "u16": {...}, "competitions": [...]}` where
 /// `weights` is the EMA state after this run (what the validator would set on chain).
 pub fn run_legacy_winrate(input: &Value) -> Result<Value, MechanismError> {
-    let input: LegacyInput = parse(input, "legacy_winrate input")?;
-    let n = metagraph_size(input.n)?;
+    let n = metagraph_size(required_field(input, "n")?)?;
     if n > TRACKED_UIDS {
         return Err(MechanismError::invalid(format!(
             "n = {n}: the legacy win-rate code tracks failures for uids 0..255 only \
              (`failed_uids = set(range(256))`), so it cannot run on a larger metagraph"
         )));
     }
-    let competitions = input.competitions.unwrap_or_else(|| {
-        vec![Competition {
-            competition_id: DEFAULT_COMPETITION_ID.to_string(),
-            reward_percentage: 1.0,
-        }]
-    });
+    let competitions: Vec<Competition> =
+        optional_field(input, "competitions")?.unwrap_or_else(|| {
+            vec![Competition {
+                competition_id: DEFAULT_COMPETITION_ID.to_string(),
+                reward_percentage: 1.0,
+            }]
+        });
     let mut seen = BTreeSet::new();
     for competition in &competitions {
         if !seen.insert(competition.competition_id.as_str()) {
@@ -92,8 +80,8 @@ pub fn run_legacy_winrate(input: &Value) -> Result<Value, MechanismError> {
             )));
         }
     }
-    let model_scores = parse_model_scores(input.all_model_scores.unwrap_or_default())?;
-    let previous_weights = input.previous_weights.unwrap_or_default();
+    let model_scores = parse_model_scores(input)?;
+    let previous_weights: Vec<f64> = optional_field(input, "previous_weights")?.unwrap_or_default();
     check_previous_weights(&previous_weights)?;
 
     let mut failed = [true; TRACKED_UIDS];

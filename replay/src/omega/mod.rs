@@ -18,11 +18,13 @@ mod two_pool;
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::MechanismError;
 use crate::emit::{Precision, to_u16};
+use crate::error::parse;
 
 pub use legacy_winrate::run_legacy_winrate;
 pub use reputation::run_reputation;
@@ -75,14 +77,39 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-/// The API's scores keyed by uid. Keys must be canonical decimal uids: upstream looks entries
-/// up with `str(uid)` (two_pool) or converts keys with `int(uid)` (legacy), so any other key
-/// would be either silently unreachable or a crash; we refuse it instead.
+/// Reads the optional top-level field `name` (absent and `null` both give `T`'s reading of
+/// `null`), naming the field in any error.
+pub(crate) fn optional_field<T: DeserializeOwned>(
+    input: &Value,
+    name: &str,
+) -> Result<Option<T>, MechanismError> {
+    match input.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => parse(value, name).map(Some),
+    }
+}
+
+/// Reads the required top-level field `name`, naming the field in any error.
+pub(crate) fn required_field<T: DeserializeOwned>(
+    input: &Value,
+    name: &str,
+) -> Result<T, MechanismError> {
+    optional_field(input, name)?
+        .ok_or_else(|| MechanismError::invalid(format!("`{name}` is missing or null")))
+}
+
+/// The API's scores keyed by uid, read from the input's `all_model_scores` (absent or `null`
+/// = no scores). Keys must be canonical decimal uids: upstream looks entries up with
+/// `str(uid)` (two_pool) or converts keys with `int(uid)` (legacy), so any other key would be
+/// either silently unreachable or a crash; we refuse it instead.
 pub(crate) fn parse_model_scores(
-    raw: BTreeMap<String, Vec<ModelEntry>>,
+    input: &Value,
 ) -> Result<BTreeMap<u64, Vec<ModelEntry>>, MechanismError> {
+    let raw: BTreeMap<String, Value> =
+        optional_field(input, "all_model_scores")?.unwrap_or_default();
     let mut by_uid = BTreeMap::new();
-    for (key, entries) in raw {
+    for (key, value) in raw {
+        let entries: Vec<ModelEntry> = parse(&value, &format!("all_model_scores[{key}]"))?;
         let uid: u64 = key.parse().map_err(|_| {
             MechanismError::invalid(format!(
                 "all_model_scores: key `{key}` is not a uid (a non-negative decimal integer)"

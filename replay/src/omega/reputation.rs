@@ -4,26 +4,34 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::{optional_field, required_field};
 use crate::MechanismError;
-use crate::error::parse;
 
 /// EMA step of the reputation (`ALPHA`).
 pub const REPUTATION_STEP: f64 = 0.005;
 /// Reputation of a hotkey seen for the first time.
 pub const INITIAL_REPUTATION: f64 = 0.5;
 
-#[derive(Debug, Deserialize)]
+/// The fields of a reputation input (specs/mechanism-io/README.md).
 struct ReputationInput {
-    #[serde(default)]
     reputations: BTreeMap<String, f64>,
     active_hotkeys: Vec<String>,
-    #[serde(default)]
     scores: BTreeMap<String, Option<f64>>,
-    #[serde(default)]
     baseline: Option<f64>,
+}
+
+impl ReputationInput {
+    /// Reads every field on its own so that an error names the field it is about.
+    fn read(input: &Value) -> Result<Self, MechanismError> {
+        Ok(ReputationInput {
+            reputations: optional_field(input, "reputations")?.unwrap_or_default(),
+            active_hotkeys: required_field(input, "active_hotkeys")?,
+            scores: optional_field(input, "scores")?.unwrap_or_default(),
+            baseline: optional_field(input, "baseline")?,
+        })
+    }
 }
 
 /// Runs one reputation update on a `{"mode": "reputation", ...}` input.
@@ -33,7 +41,7 @@ struct ReputationInput {
 /// missing or `null` keeps its reputation; a missing or `null` baseline is 0, as the script's
 /// `get_latest_baseline_score` returns when the table has none.
 pub fn run_reputation(input: &Value) -> Result<Value, MechanismError> {
-    let input: ReputationInput = parse(input, "reputation input")?;
+    let input = ReputationInput::read(input)?;
     for (hotkey, reputation) in &input.reputations {
         if !reputation.is_finite() {
             return Err(MechanismError::invalid(format!(

@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 
 use super::float32::{softmax, sum};
 use super::{
-    DEFAULT_COMPETITION_ID, ModelEntry, check_previous_weights, metagraph_size,
-    parse_model_scores, weights_and_u16,
+    DEFAULT_COMPETITION_ID, ModelEntry, check_previous_weights, metagraph_size, optional_field,
+    parse_model_scores, required_field, weights_and_u16,
 };
 use crate::MechanismError;
 use crate::error::parse;
@@ -40,20 +40,37 @@ pub const SCORE_WEIGHT: f32 = 0.3;
 /// Reputation of a hotkey the reputation API does not know (or knows as `null`).
 pub const DEFAULT_REPUTATION: f64 = 0.5;
 
-#[derive(Debug, Deserialize)]
+/// The fields of a two_pool input (specs/mechanism-io/README.md).
 struct TwoPoolInput {
     n: u64,
     hotkeys: Vec<String>,
-    #[serde(default)]
-    all_model_scores: Option<BTreeMap<String, Vec<ModelEntry>>>,
-    #[serde(default)]
+    model_scores: BTreeMap<u64, Vec<ModelEntry>>,
     competition_id: Option<String>,
-    #[serde(default)]
     baseline: Option<f64>,
-    #[serde(default)]
-    reputations: Option<BTreeMap<String, ReputationRecord>>,
-    #[serde(default)]
+    reputations: BTreeMap<String, ReputationRecord>,
     previous_weights: Option<Vec<f64>>,
+}
+
+impl TwoPoolInput {
+    /// Reads every field on its own so that an error names the field it is about.
+    fn read(input: &Value) -> Result<Self, MechanismError> {
+        let raw_reputations: BTreeMap<String, Value> =
+            optional_field(input, "reputations")?.unwrap_or_default();
+        let mut reputations = BTreeMap::new();
+        for (hotkey, value) in raw_reputations {
+            let record: ReputationRecord = parse(&value, &format!("reputations[{hotkey}]"))?;
+            reputations.insert(hotkey, record);
+        }
+        Ok(TwoPoolInput {
+            n: required_field(input, "n")?,
+            hotkeys: required_field(input, "hotkeys")?,
+            model_scores: parse_model_scores(input)?,
+            competition_id: optional_field(input, "competition_id")?,
+            baseline: optional_field(input, "baseline")?,
+            reputations,
+            previous_weights: optional_field(input, "previous_weights")?,
+        })
+    }
 }
 
 /// One hotkey's record from the reputation API.
@@ -71,7 +88,7 @@ struct ReputationRecord {
 /// nobody above the baseline on a metagraph of at most 111 uids the validator fails (it
 /// indexes uid 111); that is reported as an upstream error.
 pub fn run_two_pool(input: &Value) -> Result<Value, MechanismError> {
-    let input: TwoPoolInput = parse(input, "two_pool input")?;
+    let input = TwoPoolInput::read(input)?;
     let n = metagraph_size(input.n)?;
     if input.hotkeys.len() != n {
         return Err(MechanismError::invalid(format!(
@@ -83,14 +100,14 @@ pub fn run_two_pool(input: &Value) -> Result<Value, MechanismError> {
         .competition_id
         .as_deref()
         .unwrap_or(DEFAULT_COMPETITION_ID);
-    let model_scores = parse_model_scores(input.all_model_scores.unwrap_or_default())?;
+    let model_scores = &input.model_scores;
     if let Some(baseline) = input.baseline
         && !baseline.is_finite()
     {
         return Err(MechanismError::invalid("baseline is not a finite number"));
     }
-    let reputations = input.reputations.unwrap_or_default();
-    for (hotkey, record) in &reputations {
+    let reputations = &input.reputations;
+    for (hotkey, record) in reputations {
         if let Some(reputation) = record.reputation
             && !reputation.is_finite()
         {
@@ -103,7 +120,7 @@ pub fn run_two_pool(input: &Value) -> Result<Value, MechanismError> {
     check_previous_weights(&previous_weights)?;
 
     // Step 1: one score per metagraph uid, the first entry of this competition.
-    let scores = scores_per_uid(n, &model_scores, competition_id);
+    let scores = scores_per_uid(n, model_scores, competition_id);
     // Step 2: uids by score, best first. The sort is stable and starts from uid order, so
     // equal scores keep ascending uid order (Python's `sorted(..., reverse=True)` is stable).
     let mut ranked: Vec<usize> = (0..n).collect();
