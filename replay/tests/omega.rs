@@ -204,9 +204,7 @@ fn two_pool_keeps_only_the_ten_best_below_the_baseline() {
         vec![14, 13, 12, 11, 10, 9, 8, 7, 6, 5]
     );
     let weights = weights(&output);
-    for uid in 0..5 {
-        assert_eq!(weights[uid], 0.0);
-    }
+    assert!(weights[..5].iter().all(|&weight| weight == 0.0));
 }
 
 #[test]
