@@ -243,3 +243,14 @@ fn run_competition(
         penalized_for_duplicate_hash: penalized,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_new_weight_share_is_what_torch_makes_of_one_minus_alpha() {
+        assert_eq!((1.0f64 - 0.9) as f32, NEW_WEIGHT_SHARE);
+        assert_eq!(0.9f64 as f32, OLD_WEIGHT_SHARE);
+    }
+}

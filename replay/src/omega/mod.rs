@@ -170,3 +170,33 @@ pub(crate) fn weights_and_u16(weights: &[f32]) -> Result<(Value, Value), Mechani
     let chain = serde_json::json!({"uids": emitted.uids, "weights": emitted.weights});
     Ok((serde_json::json!(as_f64), chain))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn uid_keys_must_be_plain_decimal_integers() {
+        let good = json!({"all_model_scores": {"7": [], "12": [{"score": null}]}});
+        let parsed = parse_model_scores(&good).unwrap();
+        assert_eq!(parsed.keys().copied().collect::<Vec<_>>(), vec![7, 12]);
+        assert_eq!(parsed[&12][0].score, Some(None));
+        for bad in ["-1", "07", "+7", "seven", "1.0", ""] {
+            let input = json!({"all_model_scores": {bad: []}});
+            assert!(parse_model_scores(&input).is_err(), "{bad}");
+        }
+        assert!(parse_model_scores(&json!({})).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_missing_score_and_a_null_score_stay_distinct() {
+        let input = json!({"all_model_scores": {"1": [{"competition_id": "v4"},
+                                                      {"score": null, "block": null}]}});
+        let parsed = parse_model_scores(&input).unwrap();
+        assert_eq!(parsed[&1][0].score, None);
+        assert_eq!(parsed[&1][0].block, None);
+        assert_eq!(parsed[&1][1].score, Some(None));
+        assert_eq!(parsed[&1][1].block, Some(None));
+    }
+}

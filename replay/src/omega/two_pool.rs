@@ -273,3 +273,42 @@ fn unchanged(previous_weights: &[f64], n: usize) -> Result<Value, MechanismError
         "u16": chain,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(competition_id: Option<&str>, score: Option<Option<f64>>) -> ModelEntry {
+        ModelEntry {
+            competition_id: competition_id.map(str::to_string),
+            score,
+            block: None,
+            model_hash: None,
+        }
+    }
+
+    #[test]
+    fn the_first_entry_of_the_competition_gives_the_score() {
+        let mut model_scores = BTreeMap::new();
+        model_scores.insert(
+            0,
+            vec![
+                entry(Some("v2"), Some(Some(0.9))),
+                entry(None, Some(Some(0.8))),
+                entry(Some("v4"), Some(Some(0.4))),
+                entry(Some("v4"), Some(Some(0.7))),
+            ],
+        );
+        model_scores.insert(1, vec![entry(Some("v4"), Some(None))]);
+        model_scores.insert(2, vec![entry(Some("v4"), None)]);
+        model_scores.insert(9, vec![entry(Some("v4"), Some(Some(0.5)))]);
+        assert_eq!(scores_per_uid(3, &model_scores, "v4"), vec![0.4, 0.0, 0.0]);
+        assert_eq!(scores_per_uid(3, &model_scores, "v2"), vec![0.9, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_score_weight_is_what_torch_makes_of_one_minus_the_reputation_weight() {
+        assert_eq!((1.0f64 - 0.7) as f32, SCORE_WEIGHT);
+        assert_eq!(0.7f64 as f32, REPUTATION_WEIGHT);
+    }
+}
