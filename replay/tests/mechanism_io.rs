@@ -272,7 +272,6 @@ fn quasar_examples_reproduce() {
 }
 
 #[test]
-#[ignore = "omega mechanism not implemented yet"]
 fn omega_examples_reproduce() {
     check_system("omega", 7);
 }
