@@ -295,7 +295,6 @@ fn as_events(input: &Value) -> (Vec<Event>, Value) {
 }
 
 #[test]
-#[ignore = "omega mechanism not implemented yet"]
 fn omega_weights_from_events_equal_weights_from_json() {
     let mut checked = 0;
     for name in [
