@@ -601,13 +601,16 @@ mod tests {
     #[test]
     fn tolerances_floor_and_cap() {
         let config = LegacyConfig::default();
-        // Large counts: the floors apply.
-        let (not_worse, better) = tolerances((0.5, 1_000_000), (0.5, 1_000_000), &config).unwrap();
+        // No variance (accuracy 1): the floors apply.
+        let (not_worse, better) = tolerances((1.0, 400), (1.0, 400), &config).unwrap();
         assert_eq!(not_worse, 0.005);
         assert_eq!(better, 0.005, "the win margin never exceeds the not-worse tolerance");
         // Counts are capped at 1000 in the variance.
         let capped = tolerances((0.5, 5000), (0.5, 5000), &config).unwrap();
         let at_cap = tolerances((0.5, 1000), (0.5, 1000), &config).unwrap();
         assert_eq!(capped, at_cap);
+        // 1.28 * sqrt(2 * 0.25 / 1000) = 0.0286 and 0.5 * sqrt(..) = 0.0112 < 1.5%.
+        assert_eq!(at_cap.0, 1.28 * (0.5f64 / 1000.0).sqrt());
+        assert_eq!(at_cap.1, 0.015);
     }
 }
