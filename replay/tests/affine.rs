@@ -121,7 +121,10 @@ impl SplitMix64 {
 #[test]
 fn stages_no_miners_sets_no_weights() {
     let output = run(&stages(vec![], 0.0));
-    assert_eq!(output["chain"], json!({"uids": [], "weights": [], "u16": []}));
+    assert_eq!(
+        output["chain"],
+        json!({"uids": [], "weights": [], "u16": []})
+    );
     assert_eq!(output["final_weights"], json!({}));
     // The burn is not applied to an empty vector: the validator sets nothing.
     let output = run(&stages(vec![], 0.5));
@@ -136,10 +139,16 @@ fn stages_single_miner_takes_every_subset() {
     ));
     let record = &output["miners"]["5"];
     assert_eq!(record["cumulative_weight"], json!(6.0));
-    assert_eq!(record["subset_ranks"], json!({"L1_a": 1, "L1_b": 1, "L2_a_b": 1}));
+    assert_eq!(
+        record["subset_ranks"],
+        json!({"L1_a": 1, "L1_b": 1, "L2_a_b": 1})
+    );
     assert_eq!(record["subset_scores"]["L2_a_b"], json!(0.5));
     assert_eq!(record["filtered_subsets"], json!([]));
-    assert_eq!(output["chain"], json!({"uids": [5], "weights": [1.0], "u16": [65535]}));
+    assert_eq!(
+        output["chain"],
+        json!({"uids": [5], "weights": [1.0], "u16": [65535]})
+    );
 }
 
 #[test]
@@ -174,8 +183,14 @@ fn stages_zero_scores_that_survive_share_a_subset_equally() {
         ],
         0.0,
     ));
-    assert_eq!(output["miners"]["1"]["subset_weights"]["L2_a_b"], json!(2.0));
-    assert_eq!(output["miners"]["2"]["subset_weights"]["L2_a_b"], json!(2.0));
+    assert_eq!(
+        output["miners"]["1"]["subset_weights"]["L2_a_b"],
+        json!(2.0)
+    );
+    assert_eq!(
+        output["miners"]["2"]["subset_weights"]["L2_a_b"],
+        json!(2.0)
+    );
     assert_eq!(final_weight(&output, 1), 0.5);
     assert_eq!(final_weight(&output, 2), 0.5);
 }
@@ -202,8 +217,14 @@ fn stages_exact_ties_are_broken_by_api_order() {
             miners[winner.to_string()]["subset_scores"]["L2_a_b"],
             miners[loser.to_string()]["subset_scores"]["L2_a_b"]
         );
-        assert_eq!(miners[winner.to_string()]["subset_ranks"]["L2_a_b"], json!(1));
-        assert_eq!(miners[loser.to_string()]["subset_ranks"]["L2_a_b"], json!(2));
+        assert_eq!(
+            miners[winner.to_string()]["subset_ranks"]["L2_a_b"],
+            json!(1)
+        );
+        assert_eq!(
+            miners[loser.to_string()]["subset_ranks"]["L2_a_b"],
+            json!(2)
+        );
         // Each wins one L1 subset (1.0); L2 pays 4 * (1 / 1.5) and 4 * (0.5 / 1.5).
         let winner_raw = 1.0 + 4.0 * (1.0 / 1.5);
         let loser_raw = 1.0 + 4.0 * (0.5 / 1.5);
@@ -253,7 +274,10 @@ fn stages_uid_zero_below_threshold_is_dropped_not_redistributed() {
     assert_eq!(final_weight(&output, 0), 0.0);
     assert_close(final_weight(&output, 5), 0.8287763817476891);
     assert_close(final_weight(&output, 7), 0.16666666666666666);
-    let total: f64 = [0, 5, 7].iter().map(|uid| final_weight(&output, *uid)).sum();
+    let total: f64 = [0, 5, 7]
+        .iter()
+        .map(|uid| final_weight(&output, *uid))
+        .sum();
     assert_close(total, 0.9954430484143557);
     // The validator renormalises what is left.
     let chain = chain_weights(&output);
@@ -267,7 +291,10 @@ fn stages_small_share_of_another_uid_goes_to_uid_zero() {
     let output = run(&small_share_case(3));
     assert_eq!(final_weight(&output, 3), 0.0);
     assert_close(final_weight(&output, 0), 0.00455695158564424);
-    let total: f64 = [0, 3, 5, 7].iter().map(|uid| final_weight(&output, *uid)).sum();
+    let total: f64 = [0, 3, 5, 7]
+        .iter()
+        .map(|uid| final_weight(&output, *uid))
+        .sum();
     assert_close(total, 1.0);
     assert!(chain_weights(&output).contains_key(&0));
 }
@@ -296,7 +323,10 @@ fn stages_burn_zero_one_and_between() {
         chain_weights(&all_burnt),
         BTreeMap::from([(0, 1.0), (1, 0.0), (2, 0.0)])
     );
-    assert_eq!(chain_u16(&all_burnt), BTreeMap::from([(0, 65535), (1, 0), (2, 0)]));
+    assert_eq!(
+        chain_u16(&all_burnt),
+        BTreeMap::from([(0, 65535), (1, 0), (2, 0)])
+    );
     // Final (scorer-side) weights are untouched by the validator's burn.
     assert_eq!(final_weight(&all_burnt, 1), final_weight(&unburnt, 1));
 }
@@ -384,7 +414,10 @@ fn stages_rejects_malformed_input_naming_the_field() {
     assert!(error_message(&overflowing).contains("not finite"));
 
     let mut no_environments = stages(vec![], 0.0);
-    no_environments.as_object_mut().unwrap().remove("environments");
+    no_environments
+        .as_object_mut()
+        .unwrap()
+        .remove("environments");
     assert!(error_message(&no_environments).contains("environments"));
 
     let mut misspelt = stages(vec![], 0.0);
@@ -412,11 +445,17 @@ fn stages_score_ranges_rescale_and_config_overrides_apply() {
         "miners": [miner(1, Some(1), &[("agentgym:sciworld", 50.0, 1.0)])],
     });
     let output = run(&input);
-    assert_eq!(output["miners"]["1"]["env_avg"]["agentgym:sciworld"], json!(0.75));
+    assert_eq!(
+        output["miners"]["1"]["env_avg"]["agentgym:sciworld"],
+        json!(0.75)
+    );
     let mut stricter = input.clone();
     stricter["config"] = json!({"MIN_COMPLETENESS": 1.5});
     let output = run(&stricter);
-    assert_eq!(output["miners"]["1"]["env_valid"]["agentgym:sciworld"], json!(false));
+    assert_eq!(
+        output["miners"]["1"]["env_valid"]["agentgym:sciworld"],
+        json!(false)
+    );
     assert_eq!(output["chain"]["uids"], json!([]));
 }
 
@@ -505,7 +544,10 @@ fn legacy(miners: Vec<Value>, burn: f64) -> Value {
 #[test]
 fn legacy_no_miners_gives_everything_to_the_base_uid() {
     let output = run(&legacy(vec![], 0.0));
-    assert_eq!(output["chain"], json!({"uids": [0], "weights": [1.0], "u16": [65535]}));
+    assert_eq!(
+        output["chain"],
+        json!({"uids": [0], "weights": [1.0], "u16": [65535]})
+    );
     assert_eq!(output["best"], Value::Null);
 }
 
@@ -518,7 +560,10 @@ fn legacy_single_miner_and_burn() {
     assert_eq!(chain_weights(&output), BTreeMap::from([(4, 1.0)]));
 
     let burnt = run(&legacy(single(), 0.25));
-    assert_eq!(chain_weights(&burnt), BTreeMap::from([(0, 0.25), (4, 0.75)]));
+    assert_eq!(
+        chain_weights(&burnt),
+        BTreeMap::from([(0, 0.25), (4, 0.75)])
+    );
     // The best miner is listed last.
     assert_eq!(burnt["chain"]["uids"], json!([0, 4]));
 
@@ -605,7 +650,10 @@ fn legacy_schedules_and_eligibility_rules() {
     assert_eq!(output["required"]["DED"], json!(110));
     input["config"] = json!({"ELIG_RULE": "v8d68f38"});
     let output = run(&input);
-    assert_eq!(output["required"], json!({"SAT": 450, "ABD": 450, "DED": 900}));
+    assert_eq!(
+        output["required"],
+        json!({"SAT": 450, "ABD": 450, "DED": 900})
+    );
     assert_eq!(output["miners"]["2"]["eligible"], json!(false));
 }
 
@@ -642,10 +690,7 @@ fn legacy_miner_and_environment_order_do_not_matter() {
             for name in environments {
                 let count = 50 + generator.below(400);
                 counts.insert(name.to_string(), json!(count));
-                successes.insert(
-                    name.to_string(),
-                    json!(generator.below(count + 1) as f64),
-                );
+                successes.insert(name.to_string(), json!(generator.below(count + 1) as f64));
             }
             // Some undated miners and some identical records make exact ties likely.
             let first_block = (generator.below(3) != 0).then(|| generator.below(5) as i64);
@@ -660,7 +705,11 @@ fn legacy_miner_and_environment_order_do_not_matter() {
         generator.shuffle(permuted["miners"].as_array_mut().unwrap());
         generator.shuffle(permuted["envs"].as_array_mut().unwrap());
         let output = run(&permuted);
-        assert_eq!(chain_weights(&output), chain_weights(&reference), "seed {seed}");
+        assert_eq!(
+            chain_weights(&output),
+            chain_weights(&reference),
+            "seed {seed}"
+        );
         assert_eq!(output["final_weights"], reference["final_weights"]);
         assert_eq!(output["best"], reference["best"]);
     }

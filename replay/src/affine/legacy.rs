@@ -534,16 +534,21 @@ fn weights(
             .map(|&index| (index, points[index] / total))
             .collect()
     } else {
-        let top = eligible_indexes.iter().copied().reduce(|leader, candidate| {
-            let order = points[candidate]
-                .total_cmp(&points[leader])
-                .then_with(|| input.miners[leader].hotkey.cmp(&input.miners[candidate].hotkey));
-            if order == Ordering::Greater {
-                candidate
-            } else {
-                leader
-            }
-        });
+        let top = eligible_indexes
+            .iter()
+            .copied()
+            .reduce(|leader, candidate| {
+                let order = points[candidate].total_cmp(&points[leader]).then_with(|| {
+                    input.miners[leader]
+                        .hotkey
+                        .cmp(&input.miners[candidate].hotkey)
+                });
+                if order == Ordering::Greater {
+                    candidate
+                } else {
+                    leader
+                }
+            });
         eligible_indexes
             .iter()
             .map(|&index| (index, if Some(index) == top { 1.0 } else { 0.0 }))
@@ -604,7 +609,10 @@ mod tests {
         // No variance (accuracy 1): the floors apply.
         let (not_worse, better) = tolerances((1.0, 400), (1.0, 400), &config).unwrap();
         assert_eq!(not_worse, 0.005);
-        assert_eq!(better, 0.005, "the win margin never exceeds the not-worse tolerance");
+        assert_eq!(
+            better, 0.005,
+            "the win margin never exceeds the not-worse tolerance"
+        );
         // Counts are capped at 1000 in the variance.
         let capped = tolerances((0.5, 5000), (0.5, 5000), &config).unwrap();
         let at_cap = tolerances((0.5, 1000), (0.5, 1000), &config).unwrap();

@@ -416,7 +416,8 @@ fn stage_one(
             let raw = if data.scores.is_empty() {
                 0.0
             } else {
-                data.scores.iter().fold(0.0, |total, score| total + score) / data.scores.len() as f64
+                data.scores.iter().fold(0.0, |total, score| total + score)
+                    / data.scores.len() as f64
             };
             let average = match config.environment_score_ranges.get(name) {
                 Some((low, high)) => (raw - low) / (high - low),
@@ -762,7 +763,9 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            ["L1_b", "L1_a", "L1_c", "L2_a_b", "L2_b_c", "L2_a_c", "L3_a_b_c"]
+            [
+                "L1_b", "L1_a", "L1_c", "L2_a_b", "L2_b_c", "L2_a_c", "L3_a_b_c"
+            ]
         );
         // Only the last MAX_LAYERS sizes are scored.
         let layers: Vec<usize> = build_subsets(&environments, 2)
