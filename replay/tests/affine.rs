@@ -673,6 +673,10 @@ fn legacy_rejects_malformed_input_naming_the_problem() {
     let mut schedule = legacy(vec![], 0.0);
     schedule["k_schedule"] = json!("cubic");
     assert!(error_message(&schedule).contains("cubic"));
+    // 2^17 - 1 subsets exceed the replay's bound instead of running for hours.
+    let mut many_environments = legacy(vec![], 0.0);
+    many_environments["envs"] = json!((0..17).map(|index| format!("E{index}")).collect::<Vec<_>>());
+    assert!(error_message(&many_environments).contains("subsets"));
     let mut no_base = legacy(vec![], 0.0);
     no_base.as_object_mut().unwrap().remove("base_hotkey");
     assert!(error_message(&no_base).contains("base_hotkey"));

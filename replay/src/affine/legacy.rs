@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{chain_section, combinations, number};
+use super::{binomial, chain_section, combinations, number};
 use crate::MechanismError;
 use crate::error::parse;
 
@@ -101,6 +101,8 @@ pub enum PointsSchedule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LegacyInput {
+    /// Already dispatched on by [`super::run`]; declared so that `deny_unknown_fields`
+    /// accepts it.
     #[allow(dead_code)]
     mode: String,
     envs: Vec<String>,
@@ -150,6 +152,7 @@ pub fn run(input: &Value) -> Result<Value, MechanismError> {
     let config = input.config.clone().unwrap_or_default();
     check_unique(&input)?;
     let environment_count = input.envs.len();
+    super::check_subset_count(environment_count, 1..=environment_count, "envs")?;
 
     let standings: Vec<Standing> = input
         .miners
@@ -350,22 +353,13 @@ fn points_schedule(schedule: PointsSchedule, scale: f64, environment_count: usiz
                 PointsSchedule::PowersOfTwo => scale * libm::pow(2.0, size as f64),
                 PointsSchedule::Combinatoric => {
                     let previous = points.last().copied().unwrap_or(scale);
-                    previous * binomial(environment_count, size - 1)
+                    previous * binomial(environment_count, size - 1) as f64
                 }
             }
         };
         points.push(value);
     }
     points
-}
-
-/// `C(n, k)` as a float, exact while the result fits in 2^53 (environment counts are small).
-fn binomial(n: usize, k: usize) -> f64 {
-    let mut result: u128 = 1;
-    for step in 0..k.min(n.saturating_sub(k)) {
-        result = result * (n - step) as u128 / (step + 1) as u128;
-    }
-    result as f64
 }
 
 /// The not-worse tolerance and the better-by margin for one pair in one environment.
@@ -599,8 +593,6 @@ mod tests {
             points_schedule(PointsSchedule::Combinatoric, 1.0, 5),
             [1.0, 5.0, 50.0, 500.0, 2500.0]
         );
-        assert_eq!(binomial(5, 2), 10.0);
-        assert_eq!(binomial(5, 0), 1.0);
     }
 
     #[test]

@@ -19,6 +19,12 @@ use serde_json::{Value, json};
 use crate::MechanismError;
 use crate::emit::{self, Precision};
 
+/// The most environment subsets one run scores. Both modes enumerate subsets combinatorially
+/// (stages_v2 the last `MAX_LAYERS` sizes, the legacy mode all `2^N - 1`), and every subset
+/// compares every pair of pool members; past this bound an input would run for hours instead
+/// of failing, so it is refused. Upstream used at most 8 environments (255 subsets).
+pub const SUBSETS_MAX: u128 = 65_536;
+
 /// Runs the Affine mode the input names.
 pub fn run(input: &Value) -> Result<Value, MechanismError> {
     match input.get("mode").and_then(Value::as_str) {
@@ -56,6 +62,42 @@ pub(crate) fn combinations(count: usize, size: usize) -> Vec<Vec<usize>> {
             indices[next] = indices[next - 1] + 1;
         }
     }
+}
+
+/// `C(n, k)`, saturating at `u128::MAX` (only compared against [`SUBSETS_MAX`] or used
+/// where it is small).
+pub(crate) fn binomial(n: usize, k: usize) -> u128 {
+    if k > n {
+        return 0;
+    }
+    let mut result: u128 = 1;
+    for step in 0..k.min(n - k) {
+        // Exact at every step: the running value is C(n, step + 1) after the division.
+        let Some(product) = result.checked_mul((n - step) as u128) else {
+            return u128::MAX;
+        };
+        result = product / (step + 1) as u128;
+    }
+    result
+}
+
+/// Refuses an input whose subsets of sizes `sizes` out of `count` environments exceed
+/// [`SUBSETS_MAX`].
+pub(crate) fn check_subset_count(
+    count: usize,
+    sizes: std::ops::RangeInclusive<usize>,
+    field: &str,
+) -> Result<(), MechanismError> {
+    let total = sizes.fold(0u128, |total, size| {
+        total.saturating_add(binomial(count, size))
+    });
+    if total > SUBSETS_MAX {
+        return Err(MechanismError::invalid(format!(
+            "{field}: {count} environments give {total} subsets to score, more than the \
+             {SUBSETS_MAX} this replay accepts"
+        )));
+    }
+    Ok(())
 }
 
 /// The chain section of an output: the submitted uids and float weights, and beside each the
@@ -117,6 +159,17 @@ mod tests {
         assert_eq!(combinations(3, 1), vec![vec![0], vec![1], vec![2]]);
         assert!(combinations(2, 3).is_empty());
         assert!(combinations(2, 0).is_empty());
+    }
+
+    #[test]
+    fn binomials_and_the_subset_limit() {
+        assert_eq!(binomial(5, 2), 10);
+        assert_eq!(binomial(5, 0), 1);
+        assert_eq!(binomial(3, 4), 0);
+        assert_eq!(binomial(100, 50), 100_891_344_545_564_193_334_812_497_256);
+        assert!(check_subset_count(8, 1..=8, "envs").is_ok());
+        assert!(check_subset_count(17, 1..=17, "envs").is_err());
+        assert!(check_subset_count(1000, 995..=1000, "environments").is_err());
     }
 
     #[test]

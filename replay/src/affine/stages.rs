@@ -82,6 +82,8 @@ struct EnvironmentConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StagesInput {
+    /// Already dispatched on by [`super::run`]; declared so that `deny_unknown_fields`
+    /// accepts it.
     #[allow(dead_code)]
     mode: String,
     environments: Vec<String>,
@@ -156,6 +158,12 @@ pub fn run(input: &Value) -> Result<Value, MechanismError> {
         })
         .collect();
     let scores = stage_one(&miners, &input.environments, &minimum_completeness, &config)?;
+    let environment_count = input.environments.len();
+    super::check_subset_count(
+        environment_count,
+        start_layer(environment_count, config.max_layers)..=environment_count,
+        "environments",
+    )?;
     let subsets = build_subsets(&input.environments, config.max_layers);
     let filtered = stage_two(&miners, &scores, &subsets, &config)?;
     let (results, cumulative) = stage_three(
