@@ -42,7 +42,7 @@ pub(super) fn check_environment_names(environments: &[String]) -> Result<(), Mec
 /// Python's `int(value)` for the uid field, or `None` where upstream's conversion fails and
 /// the entry is skipped: integers as they are, floats truncated toward zero, strings holding
 /// a decimal integer (surrounding whitespace allowed).
-pub(super) fn uid_of(value: &Value) -> Option<i64> {
+fn uid_of(value: &Value) -> Option<i64> {
     match value {
         Value::Number(number) => number.as_i64().or_else(|| {
             let float = number.as_f64()?;
@@ -56,7 +56,7 @@ pub(super) fn uid_of(value: &Value) -> Option<i64> {
 }
 
 /// Whether a required entry field counts as missing upstream (absent, null or empty).
-pub(super) fn is_missing(entry: &serde_json::Map<String, Value>, field: &str) -> bool {
+fn is_missing(entry: &serde_json::Map<String, Value>, field: &str) -> bool {
     match entry.get(field) {
         None | Some(Value::Null) => true,
         Some(Value::String(text)) => text.is_empty(),
@@ -138,7 +138,7 @@ pub(super) fn read_miners(
 /// One environment entry: `scores` (numbers, or sample objects whose missing `score` counts
 /// as 0 as upstream's `sample.get("score", 0)` does) and `completeness` (missing counts as 0,
 /// so the environment is invalid).
-pub(super) fn read_environment(
+fn read_environment(
     value: &Value,
     position: usize,
     name: &str,

@@ -35,7 +35,7 @@ pub(super) struct SubsetResult {
 
 /// The score a later miner must beat: the average plus an improvement of 20% of the error
 /// rate, clamped to [2%, 10%], never above 1.
-pub(super) fn threshold_of(average: f64, config: &StagesConfig) -> f64 {
+fn threshold_of(average: f64, config: &StagesConfig) -> f64 {
     let improvement = ((1.0 - average) * config.error_rate_reduction)
         .max(config.min_improvement)
         .min(config.max_improvement);
@@ -131,7 +131,7 @@ pub(super) fn start_layer(environment_count: usize, max_layers: usize) -> usize 
 }
 
 /// Whether a miner is valid in every environment of a subset.
-pub(super) fn valid_in(scores: &[EnvironmentScore], subset: &Subset) -> bool {
+fn valid_in(scores: &[EnvironmentScore], subset: &Subset) -> bool {
     subset
         .environments
         .iter()
@@ -196,7 +196,7 @@ pub(super) fn stage_two(
 
 /// The geometric mean of a miner's averages over a subset (environments in name order):
 /// 0 if any average is at most 0, else the left-to-right product to the power 1/|S|.
-pub(super) fn geometric_mean(scores: &[EnvironmentScore], subset: &Subset) -> f64 {
+fn geometric_mean(scores: &[EnvironmentScore], subset: &Subset) -> f64 {
     let mut product = 1.0;
     for environment in &subset.environments {
         let average = scores[*environment].average;
