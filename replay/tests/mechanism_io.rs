@@ -256,7 +256,6 @@ fn check_system(system: &str, minimum_examples: usize) {
 }
 
 #[test]
-#[ignore = "affine mechanism not implemented yet"]
 fn affine_examples_reproduce() {
     check_system("affine", 7);
 }
