@@ -1,0 +1,344 @@
+//! Tier 2, the behavioural checks, computed from a miner's raw submission
+//! (`packages/validation/tier2_behavioral.py` at chainswarm/risk-assesment @ 8c6e7a50).
+//!
+//! Upstream reads the rows from ClickHouse and computes with numpy and scipy; here the rows
+//! come from the input and every numpy reduction is summed in numpy's pairwise order.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::MechanismError;
+use crate::numeric::pairwise_sum;
+
+/// Number of equal-width histogram bins over [0, 1] for the entropy check.
+const ENTROPY_BINS: usize = 10;
+/// Added to every normalised bin before the entropy, as upstream does, so empty bins count.
+const ENTROPY_BIN_FLOOR: f64 = 1e-10;
+/// Consistency upstream reports when there is no previous date or fewer than two shared
+/// alerts to compare.
+const CONSISTENCY_WITHOUT_HISTORY: f64 = 0.7;
+/// Shared alerts needed before the day-over-day consistency is measured.
+const CONSISTENCY_MINIMUM_SHARED_ALERTS: usize = 2;
+/// Pairs (miner score, consensus) needed before the Spearman correlation is computed.
+const RANK_MINIMUM_PAIRS: usize = 2;
+
+/// The four behavioural components, as upstream names them in its results.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BehaviourComponents {
+    pub distribution_entropy: f64,
+    pub rank_correlation: f64,
+    pub consistency: f64,
+    pub address_consistency: f64,
+}
+
+impl BehaviourComponents {
+    /// The tier 2 score: each component times 0.25, summed left to right as upstream does.
+    pub fn score(&self) -> f64 {
+        self.distribution_entropy * 0.25
+            + self.rank_correlation * 0.25
+            + self.consistency * 0.25
+            + self.address_consistency * 0.25
+    }
+}
+
+/// A miner's raw submission for one date and window, with what upstream's queries join to it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubmission {
+    /// Submitted scores, parallel to `alert_ids` (one row per submission).
+    pub scores: Vec<f64>,
+    /// Alert of each submitted score.
+    pub alert_ids: Vec<String>,
+    /// Per-alert median score over all submissions of the date and window (the miner's own
+    /// included), as upstream's consensus query returns it.
+    #[serde(default)]
+    pub consensus: BTreeMap<String, f64>,
+    /// The miner's scores on its latest previous date; absent or null when it has none.
+    #[serde(default)]
+    pub prev_scores: Option<BTreeMap<String, f64>>,
+    /// Address of each alert (upstream joins `raw_alerts`); alerts without one are skipped by
+    /// the address-consistency check, like the inner join does.
+    #[serde(default)]
+    pub address_of: BTreeMap<String, String>,
+}
+
+impl RawSubmission {
+    /// Checks the shapes and numbers the computation relies on, naming the miner.
+    pub fn validate(&self, miner: &str) -> Result<(), MechanismError> {
+        if self.scores.len() != self.alert_ids.len() {
+            return Err(MechanismError::invalid(format!(
+                "miner `{miner}`: tier2_raw.scores has {} entries but tier2_raw.alert_ids has {}",
+                self.scores.len(),
+                self.alert_ids.len()
+            )));
+        }
+        let finite = |mut values: std::slice::Iter<'_, f64>, field: &str| {
+            if values.any(|value| !value.is_finite()) {
+                Err(MechanismError::invalid(format!(
+                    "miner `{miner}`: tier2_raw.{field} holds a non-finite number"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        finite(self.scores.iter(), "scores")?;
+        let consensus: Vec<f64> = self.consensus.values().copied().collect();
+        finite(consensus.iter(), "consensus")?;
+        if let Some(previous) = &self.prev_scores {
+            let previous: Vec<f64> = previous.values().copied().collect();
+            finite(previous.iter(), "prev_scores")?;
+        }
+        Ok(())
+    }
+
+    /// The four components, each computed the way upstream's validator does.
+    pub fn components(&self) -> BehaviourComponents {
+        BehaviourComponents {
+            distribution_entropy: self.distribution_entropy(),
+            rank_correlation: self.rank_correlation(),
+            consistency: self.consistency(),
+            address_consistency: self.address_consistency(),
+        }
+    }
+
+    /// The miner's score per alert, as upstream's `{alert_id: score}` dict builds it: a
+    /// repeated alert keeps its last score.
+    fn score_by_alert(&self) -> BTreeMap<&str, f64> {
+        self.alert_ids
+            .iter()
+            .map(String::as_str)
+            .zip(self.scores.iter().copied())
+            .collect()
+    }
+
+    /// Shannon entropy of the 10-bin score histogram over [0, 1], divided by ln 10.
+    ///
+    /// Values outside [0, 1] fall in no bin but still count in the divisor, as in upstream's
+    /// `hist / len(scores)`. scipy's `entropy` then renormalises the floored bins.
+    pub fn distribution_entropy(&self) -> f64 {
+        if self.scores.is_empty() {
+            return 0.0;
+        }
+        let mut counts = [0_u64; ENTROPY_BINS];
+        for &score in &self.scores {
+            if let Some(bin) = histogram_bin(score) {
+                counts[bin] += 1;
+            }
+        }
+        let total = self.scores.len() as f64;
+        let floored: Vec<f64> = counts
+            .iter()
+            .map(|&count| count as f64 / total + ENTROPY_BIN_FLOOR)
+            .collect();
+        let floored_total = pairwise_sum(&floored);
+        let terms: Vec<f64> = floored
+            .iter()
+            .map(|&value| {
+                let probability = 1.0 * value / floored_total;
+                entropy_term(probability)
+            })
+            .collect();
+        pairwise_sum(&terms) / libm::log(ENTROPY_BINS as f64)
+    }
+
+    /// (Spearman ρ between the miner's scores and the consensus medians + 1) / 2, over the
+    /// miner's alerts in alert-id order that have a consensus value.
+    ///
+    /// 0 when the miner submitted nothing, when no alert has a consensus value or when fewer
+    /// than two pairs remain; NaN when either side is constant (scipy returns NaN there).
+    pub fn rank_correlation(&self) -> f64 {
+        let miner_scores = self.score_by_alert();
+        if miner_scores.is_empty() {
+            return 0.0;
+        }
+        let mut miner_side = Vec::new();
+        let mut consensus_side = Vec::new();
+        for (alert, &score) in &miner_scores {
+            if let Some(&median) = self.consensus.get(*alert) {
+                miner_side.push(score);
+                consensus_side.push(median);
+            }
+        }
+        if miner_side.len() < RANK_MINIMUM_PAIRS {
+            return 0.0;
+        }
+        (spearman(&miner_side, &consensus_side) + 1.0) / 2.0
+    }
+
+    /// 1 − min(mean |today − previous|, 1) over the alerts scored on both dates.
+    ///
+    /// Upstream iterates a Python set of the shared alert ids, whose order depends on the
+    /// hash seed; the shared alerts are taken in alert-id order here so the mean is the same
+    /// on every run (it can differ from one upstream run in the last bit only).
+    pub fn consistency(&self) -> f64 {
+        let Some(previous) = &self.prev_scores else {
+            return CONSISTENCY_WITHOUT_HISTORY;
+        };
+        if previous.is_empty() {
+            return CONSISTENCY_WITHOUT_HISTORY;
+        }
+        let current = self.score_by_alert();
+        let differences: Vec<f64> = current
+            .iter()
+            .filter_map(|(alert, &score)| {
+                previous
+                    .get(*alert)
+                    .map(|&previous_score| (score - previous_score).abs())
+            })
+            .collect();
+        if differences.len() < CONSISTENCY_MINIMUM_SHARED_ALERTS {
+            return CONSISTENCY_WITHOUT_HISTORY;
+        }
+        let mean_difference = pairwise_sum(&differences) / differences.len() as f64;
+        1.0 - mean_difference.min(1.0)
+    }
+
+    /// max(0, 1 + mean penalty) over addresses with more than one submitted score, the
+    /// penalty growing with the standard deviation of that address's scores.
+    ///
+    /// 0 when no submitted alert has an address, 1 when no address has two scores. Addresses
+    /// are visited in address order (upstream's row order is whatever ClickHouse returns).
+    pub fn address_consistency(&self) -> f64 {
+        let mut scores_by_address: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for (alert, &score) in self.alert_ids.iter().zip(&self.scores) {
+            if let Some(address) = self.address_of.get(alert) {
+                scores_by_address
+                    .entry(address.as_str())
+                    .or_default()
+                    .push(score);
+            }
+        }
+        if scores_by_address.is_empty() {
+            return 0.0;
+        }
+        let penalties: Vec<f64> = scores_by_address
+            .values()
+            .filter(|scores| scores.len() > 1)
+            .map(|scores| consistency_penalty(population_standard_deviation(scores)))
+            .collect();
+        if penalties.is_empty() {
+            return 1.0;
+        }
+        let average_penalty = pairwise_sum(&penalties) / penalties.len() as f64;
+        (1.0 + average_penalty).max(0.0)
+    }
+}
+
+/// The bin numpy's `histogram(scores, bins=10, range=(0, 1))` puts a value in, or `None` when
+/// the value lies outside [0, 1].
+///
+/// numpy computes `int(x * 10)` and then corrects it against the edges
+/// `linspace(0, 1, 11)` = `i * 0.1`, whose float values (0.30000000000000004, ...) put values
+/// such as 0.3, 0.6 and 0.7 one bin lower than `floor(10 x)`; the last bin includes 1.
+pub fn histogram_bin(value: f64) -> Option<usize> {
+    if !(0.0..=1.0).contains(&value) {
+        return None;
+    }
+    let edge = |index: usize| -> f64 {
+        if index == ENTROPY_BINS {
+            1.0
+        } else {
+            index as f64 * 0.1
+        }
+    };
+    let scaled = (value - 0.0) / (1.0 - 0.0) * ENTROPY_BINS as f64;
+    // `value` is in [0, 1], so `scaled` is in [0, 10] and the cast is exact truncation.
+    let mut index = scaled as usize;
+    if index == ENTROPY_BINS {
+        index -= 1;
+    }
+    if value < edge(index) {
+        index -= 1;
+    }
+    if value >= edge(index + 1) && index != ENTROPY_BINS - 1 {
+        index += 1;
+    }
+    Some(index)
+}
+
+/// scipy's `entr(x)`: −x·ln x for x > 0, and 0 at 0.
+fn entropy_term(probability: f64) -> f64 {
+    if probability > 0.0 {
+        -probability * libm::log(probability)
+    } else {
+        0.0
+    }
+}
+
+/// numpy's `std` (population, ddof 0): pairwise mean, squared deviations, pairwise mean,
+/// square root.
+fn population_standard_deviation(values: &[f64]) -> f64 {
+    let count = values.len() as f64;
+    let mean = pairwise_sum(values) / count;
+    let squared: Vec<f64> = values
+        .iter()
+        .map(|value| {
+            let deviation = value - mean;
+            deviation * deviation
+        })
+        .collect();
+    (pairwise_sum(&squared) / count).sqrt()
+}
+
+/// Upstream's step penalty for an address whose scores spread by `standard_deviation`.
+fn consistency_penalty(standard_deviation: f64) -> f64 {
+    if standard_deviation < 0.10 {
+        0.0
+    } else if standard_deviation < 0.15 {
+        -0.05
+    } else if standard_deviation < 0.25 {
+        -0.10
+    } else {
+        -0.15
+    }
+}
+
+/// scipy's `rankdata(method="average")`: 1-based ranks, tied values sharing the mean of
+/// their positions.
+pub fn average_ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&left, &right| values[left].total_cmp(&values[right]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]] == values[order[start]] {
+            end += 1;
+        }
+        // Positions start+1 ..= end share their mean, (start + 1 + end) / 2.
+        let shared = 0.5 * ((end + start + 1) as f64);
+        for &index in &order[start..end] {
+            ranks[index] = shared;
+        }
+        start = end;
+    }
+    ranks
+}
+
+/// scipy's `spearmanr` of two equally long samples: Pearson's correlation (numpy's
+/// `corrcoef`) of their average ranks, clipped to [−1, 1]; NaN when a side is constant.
+pub fn spearman(left: &[f64], right: &[f64]) -> f64 {
+    let left_ranks = average_ranks(left);
+    let right_ranks = average_ranks(right);
+    let count = left_ranks.len() as f64;
+    let left_mean = pairwise_sum(&left_ranks) / count;
+    let right_mean = pairwise_sum(&right_ranks) / count;
+    let left_centred: Vec<f64> = left_ranks.iter().map(|rank| rank - left_mean).collect();
+    let right_centred: Vec<f64> = right_ranks.iter().map(|rank| rank - right_mean).collect();
+    let dot = |a: &[f64], b: &[f64]| -> f64 {
+        let products: Vec<f64> = a.iter().zip(b).map(|(x, y)| x * y).collect();
+        pairwise_sum(&products)
+    };
+    let scale = 1.0 / (count - 1.0);
+    let covariance = dot(&left_centred, &right_centred) * scale;
+    let left_variance = dot(&left_centred, &left_centred) * scale;
+    let right_variance = dot(&right_centred, &right_centred) * scale;
+    let correlation = covariance / left_variance.sqrt() / right_variance.sqrt();
+    if correlation.is_nan() {
+        correlation
+    } else {
+        correlation.clamp(-1.0, 1.0)
+    }
+}
