@@ -199,22 +199,29 @@ impl RawSubmission {
     /// penalty growing with the standard deviation of that address's scores.
     ///
     /// 0 when no submitted alert has an address, 1 when no address has two scores. Addresses
-    /// are visited in address order (upstream's row order is whatever ClickHouse returns).
+    /// are visited in the order their first row appears, as upstream's dict does with the
+    /// rows it reads.
     pub fn address_consistency(&self) -> f64 {
-        let mut scores_by_address: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut position_of_address: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut scores_by_address: Vec<Vec<f64>> = Vec::new();
         for (alert, &score) in self.alert_ids.iter().zip(&self.scores) {
             if let Some(address) = self.address_of.get(alert) {
-                scores_by_address
+                let position = *position_of_address
                     .entry(address.as_str())
-                    .or_default()
-                    .push(score);
+                    .or_insert_with(|| {
+                        scores_by_address.push(Vec::new());
+                        scores_by_address.len() - 1
+                    });
+                if let Some(scores) = scores_by_address.get_mut(position) {
+                    scores.push(score);
+                }
             }
         }
         if scores_by_address.is_empty() {
             return 0.0;
         }
         let penalties: Vec<f64> = scores_by_address
-            .values()
+            .iter()
             .filter(|scores| scores.len() > 1)
             .map(|scores| consistency_penalty(population_standard_deviation(scores)))
             .collect();
@@ -317,8 +324,12 @@ pub fn average_ranks(values: &[f64]) -> Vec<f64> {
     ranks
 }
 
-/// scipy's `spearmanr` of two equally long samples: Pearson's correlation (numpy's
-/// `corrcoef`) of their average ranks, clipped to [−1, 1]; NaN when a side is constant.
+/// scipy's `spearmanr` of two equally long samples: Pearson's correlation of their average
+/// ranks, `Σ(x−x̄)(y−ȳ) / sqrt(Σ(x−x̄)² · Σ(y−ȳ)²)`, clipped to [−1, 1]; NaN when a side is
+/// constant (0 / 0).
+///
+/// This grouping of the final division reproduces the reference values exactly where
+/// numpy's `corrcoef` grouping (`cov / σx / σy`) can differ in the last bit.
 pub fn spearman(left: &[f64], right: &[f64]) -> f64 {
     let left_ranks = average_ranks(left);
     let right_ranks = average_ranks(right);
@@ -331,11 +342,10 @@ pub fn spearman(left: &[f64], right: &[f64]) -> f64 {
         let products: Vec<f64> = a.iter().zip(b).map(|(x, y)| x * y).collect();
         pairwise_sum(&products)
     };
-    let scale = 1.0 / (count - 1.0);
-    let covariance = dot(&left_centred, &right_centred) * scale;
-    let left_variance = dot(&left_centred, &left_centred) * scale;
-    let right_variance = dot(&right_centred, &right_centred) * scale;
-    let correlation = covariance / left_variance.sqrt() / right_variance.sqrt();
+    let covariance = dot(&left_centred, &right_centred);
+    let left_variance = dot(&left_centred, &left_centred);
+    let right_variance = dot(&right_centred, &right_centred);
+    let correlation = covariance / (left_variance * right_variance).sqrt();
     if correlation.is_nan() {
         correlation
     } else {
