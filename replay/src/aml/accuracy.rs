@@ -250,3 +250,46 @@ pub fn roc_auc(labels: &[u8], scores: &[f64]) -> Option<f64> {
 fn second_difference(values: &[f64], index: usize) -> f64 {
     (values[index + 2] - values[index + 1]) - (values[index + 1] - values[index])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_of_perfect_inverted_and_tied_rankings() {
+        assert_eq!(roc_auc(&[0, 0, 1, 1], &[0.1, 0.2, 0.8, 0.9]), Some(1.0));
+        assert_eq!(roc_auc(&[1, 1, 0, 0], &[0.1, 0.2, 0.8, 0.9]), Some(0.0));
+        assert_eq!(roc_auc(&[0, 1], &[0.5, 0.5]), Some(0.5));
+        // Mann-Whitney: positives 0.35 (beats 0.1, loses to 0.4) and 0.8 (beats both) -> 3/4.
+        assert_eq!(roc_auc(&[0, 1, 0, 1], &[0.1, 0.35, 0.4, 0.8]), Some(0.75));
+        assert_eq!(roc_auc(&[1, 1], &[0.1, 0.2]), None);
+    }
+
+    #[test]
+    fn brier_is_the_mean_squared_error() {
+        assert_eq!(brier_loss(&[1, 0], &[0.5, 0.5]), 0.25);
+        assert_eq!(brier_loss(&[1, 0], &[1.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn evolution_score_with_one_label_class_uses_half_auc() {
+        let input = EvolutionInput {
+            scores: vec![0.8, 0.9],
+            patterns: vec!["expanding_illicit".into(), "expanding_illicit".into()],
+            total_alerts: 4,
+        };
+        let result = input.evaluate("m").unwrap();
+        let brier = (0.2 * 0.2 + 0.1f64 * 0.1) / 2.0;
+        assert_eq!(
+            result.score,
+            Some(0.5 * 0.40 + (1.0 - brier) * 0.30 + 1.0 * 0.30)
+        );
+        assert_eq!(result.coverage, 0.5);
+    }
+
+    #[test]
+    fn pattern_ranges_default_to_ambiguous() {
+        assert_eq!(expected_range("dormant"), (0.15, 0.25));
+        assert_eq!(expected_range("mixer_hop"), (0.30, 0.70));
+    }
+}

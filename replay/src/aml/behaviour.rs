@@ -352,3 +352,89 @@ pub fn spearman(left: &[f64], right: &[f64]) -> f64 {
         correlation.clamp(-1.0, 1.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_bins_follow_numpy_edges() {
+        assert_eq!(histogram_bin(0.0), Some(0));
+        assert_eq!(histogram_bin(0.1), Some(1));
+        // 3 * 0.1 = 0.30000000000000004 > 0.3, so 0.3 stays in bin 2 (likewise 0.6, 0.7).
+        assert_eq!(histogram_bin(0.3), Some(2));
+        assert_eq!(histogram_bin(0.6), Some(5));
+        assert_eq!(histogram_bin(0.7), Some(6));
+        assert_eq!(histogram_bin(0.5), Some(5));
+        assert_eq!(histogram_bin(0.99), Some(9));
+        assert_eq!(histogram_bin(1.0), Some(9));
+        assert_eq!(histogram_bin(-0.01), None);
+        assert_eq!(histogram_bin(1.01), None);
+    }
+
+    #[test]
+    fn average_ranks_share_ties() {
+        assert_eq!(
+            average_ranks(&[0.5, 0.1, 0.5, 0.9]),
+            vec![2.5, 1.0, 2.5, 4.0]
+        );
+    }
+
+    #[test]
+    fn spearman_of_monotone_and_constant_samples() {
+        assert_eq!(spearman(&[0.1, 0.2, 0.3], &[1.0, 5.0, 9.0]), 1.0);
+        assert_eq!(spearman(&[0.1, 0.2, 0.3], &[9.0, 5.0, 1.0]), -1.0);
+        assert!(spearman(&[0.4, 0.4, 0.4], &[1.0, 2.0, 3.0]).is_nan());
+    }
+
+    fn submission(scores: &[f64], alerts: &[&str]) -> RawSubmission {
+        RawSubmission {
+            scores: scores.to_vec(),
+            alert_ids: alerts.iter().map(|alert| alert.to_string()).collect(),
+            consensus: BTreeMap::new(),
+            prev_scores: None,
+            address_of: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn entropy_is_one_for_uniform_bins_and_low_for_one_bin() {
+        let uniform: Vec<f64> = (0..10).map(|bin| bin as f64 / 10.0 + 0.05).collect();
+        let alerts: Vec<String> = (0..10).map(|index| format!("a{index}")).collect();
+        let alert_refs: Vec<&str> = alerts.iter().map(String::as_str).collect();
+        let entropy = submission(&uniform, &alert_refs).distribution_entropy();
+        assert!((entropy - 1.0).abs() < 1e-12, "{entropy}");
+        let single = submission(&[0.55; 10], &alert_refs).distribution_entropy();
+        assert!(single < 1e-7, "{single}");
+        assert_eq!(submission(&[], &[]).distribution_entropy(), 0.0);
+    }
+
+    #[test]
+    fn consistency_defaults_without_history_or_overlap() {
+        let mut raw = submission(&[0.2, 0.4], &["a", "b"]);
+        assert_eq!(raw.consistency(), 0.7);
+        raw.prev_scores = Some(BTreeMap::from([("a".to_string(), 0.0)]));
+        assert_eq!(raw.consistency(), 0.7);
+        raw.prev_scores = Some(BTreeMap::from([
+            ("a".to_string(), 0.0),
+            ("b".to_string(), 0.0),
+        ]));
+        // mean |Δ| = 0.3.
+        assert_eq!(raw.consistency(), 1.0 - (0.2 + 0.4) / 2.0);
+    }
+
+    #[test]
+    fn address_penalties_step_with_spread() {
+        let mut raw = submission(&[0.1, 0.12, 0.0, 1.0, 0.5], &["a", "b", "c", "d", "e"]);
+        assert_eq!(raw.address_consistency(), 0.0, "no addresses known");
+        raw.address_of = BTreeMap::from([
+            ("a".to_string(), "x".to_string()),
+            ("b".to_string(), "x".to_string()),
+            ("c".to_string(), "y".to_string()),
+            ("d".to_string(), "y".to_string()),
+            ("e".to_string(), "z".to_string()),
+        ]);
+        // x: std 0.01 -> 0; y: std 0.5 -> -0.15; z has one alert and is skipped.
+        assert_eq!(raw.address_consistency(), 1.0 + (0.0 + -0.15) / 2.0);
+    }
+}
