@@ -129,7 +129,10 @@ fn flat_period_and_evolution_boundaries() {
     assert_eq!(miners["d29"]["tier3a"], 0.5);
     assert_eq!(miners["d29"]["tier3a_coverage"], 0.5);
     let tier3_without_evolution = 0.5 * 0.5 * 0.5;
-    assert_eq!(number(&miners["d29"]["tier3_score"]), tier3_without_evolution);
+    assert_eq!(
+        number(&miners["d29"]["tier3_score"]),
+        tier3_without_evolution
+    );
     // 30: tier 3b too.
     let evolution = number(&miners["d30"]["tier3b"]);
     // Labels: 1, 0, 1 (0.5 >= 0.5), 0; all four scores inside their ranges.
@@ -175,8 +178,10 @@ fn weights_at_exactly_the_minimum_are_kept_and_below_are_dropped() {
     let miners = json!({"a": passing_miner(40), "b": passing_miner(40),
                         "c": passing_miner(40), "d": passing_miner(40)});
     let alerts = json!({"a": {"x": 0.4}, "b": {"x": 0.4}, "c": {"x": 0.4}, "d": {"x": 0.4}});
-    let at_minimum = run(json!({"miners": miners.clone(), "alert_scores": alerts.clone(),
-                                "config": {"ensemble_min_weight": 0.25}}));
+    let at_minimum = run(
+        json!({"miners": miners.clone(), "alert_scores": alerts.clone(),
+                                "config": {"ensemble_min_weight": 0.25}}),
+    );
     for name in ["a", "b", "c", "d"] {
         assert_eq!(at_minimum["design"]["ensemble_weights"][name], 0.25);
     }
@@ -196,10 +201,12 @@ fn tied_performances_share_weight_equally_and_small_ones_drop() {
     let mut weak = passing_miner(40);
     weak["tier1"]["has_all_alerts"] = json!(0.0);
     weak["history"] = json!([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
-    let output = run(json!({"miners": {"a": passing_miner(40), "b": passing_miner(40),
+    let output = run(
+        json!({"miners": {"a": passing_miner(40), "b": passing_miner(40),
                                         "weak": weak},
                             "alert_scores": {"a": {"x": 0.2, "y": 0.6}, "b": {"x": 0.8},
-                                             "weak": {"x": 1.0}}}));
+                                             "weak": {"x": 1.0}}}),
+    );
     let weights = &output["design"]["ensemble_weights"];
     // weak: immediate 0.15, performance 0.015; 0.015² share ≈ 0.0009 < 0.01.
     assert!(weights.get("weak").is_none(), "{weights}");
@@ -217,7 +224,7 @@ fn tier2_from_raw_data_matches_hand_computed_components() {
     let mut miner = passing_miner(10);
     miner.as_object_mut().unwrap().remove("tier2");
     miner["tier2_raw"] = json!({
-        "scores": [0.1, 0.3, 0.9, 0.95],
+        "scores": [0.1, 0.35, 0.9, 0.95],
         "alert_ids": ["a", "b", "c", "d"],
         "consensus": {"a": 0.2, "b": 0.1, "c": 0.8, "d": 0.9},
         "prev_scores": {"a": 0.1, "b": 0.5},
@@ -227,11 +234,11 @@ fn tier2_from_raw_data_matches_hand_computed_components() {
     let components = &output["miners"]["m"]["tier2_components"];
     // Ranks (1, 2, 3, 4) vs (2, 1, 3, 4): ρ = 0.8.
     assert!((number(&components["rank_correlation"]) - 0.9).abs() < 1e-15);
-    // Shared alerts a (|0|) and b (|−0.2|): mean 0.1.
-    assert!((number(&components["consistency"]) - 0.9).abs() < 1e-15);
-    // Address x: scores 0.1, 0.3, std 0.1 -> penalty −0.05.
+    // Shared alerts a (|0|) and b (|−0.15|): mean 0.075.
+    assert!((number(&components["consistency"]) - 0.925).abs() < 1e-15);
+    // Address x: scores 0.1, 0.35, std 0.125 -> penalty −0.05.
     assert!((number(&components["address_consistency"]) - 0.95).abs() < 1e-15);
-    // Bins 1, 2 (0.3 sits below numpy's edge 0.30000000000000004), 9, 9.
+    // Bins 1, 3, 9, 9.
     let probabilities = [0.25, 0.25, 0.5];
     let entropy: f64 = probabilities.iter().map(|p: &f64| -p * p.ln()).sum::<f64>() / 10f64.ln();
     assert!((number(&components["distribution_entropy"]) - entropy).abs() < 1e-8);
@@ -383,10 +390,12 @@ fn shuffled_input(seed: u64) -> Value {
 #[test]
 fn permuting_miners_alert_rows_and_submissions_changes_nothing() {
     let reference = run(shuffled_input(0));
-    assert!(!reference["design"]["ensemble_weights"]
-        .as_object()
-        .unwrap()
-        .is_empty());
+    assert!(
+        !reference["design"]["ensemble_weights"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
     for seed in 1..8 {
         assert_eq!(run(shuffled_input(seed)), reference, "seed {seed}");
     }
@@ -403,8 +412,7 @@ fn order_matters_for_repeated_alerts_and_history() {
             "scores": scores, "alert_ids": ["a", "b", "a"],
             "consensus": {"a": 0.9, "b": 0.5}
         });
-        run(json!({"miners": {"m": miner}}))["miners"]["m"]["tier2_components"]
-            ["rank_correlation"]
+        run(json!({"miners": {"m": miner}}))["miners"]["m"]["tier2_components"]["rank_correlation"]
             .clone()
     };
     assert_eq!(raw([0.1, 0.5, 0.9]), 1.0);
@@ -419,6 +427,12 @@ fn order_matters_for_repeated_alerts_and_history() {
             .clone()
     };
     let immediate = 0.2 * 1.0 + 0.3 * PASSING_TIER2;
-    assert_eq!(number(&with_history(vec![0.0, 1.0])), (1.0 + immediate) / 2.0);
-    assert_eq!(number(&with_history(vec![1.0, 0.0])), (0.0 + immediate) / 2.0);
+    assert_eq!(
+        number(&with_history(vec![0.0, 1.0])),
+        (1.0 + immediate) / 2.0
+    );
+    assert_eq!(
+        number(&with_history(vec![1.0, 0.0])),
+        (0.0 + immediate) / 2.0
+    );
 }

@@ -194,7 +194,10 @@ pub fn roc_auc(labels: &[u8], scores: &[f64]) -> Option<f64> {
     order.sort_by(|&left, &right| scores[left].total_cmp(&scores[right]));
     order.reverse();
     let sorted_scores: Vec<f64> = order.iter().map(|&index| scores[index]).collect();
-    let sorted_labels: Vec<f64> = order.iter().map(|&index| f64::from(labels[index])).collect();
+    let sorted_labels: Vec<f64> = order
+        .iter()
+        .map(|&index| f64::from(labels[index]))
+        .collect();
 
     // One threshold at the last position of every run of equal scores.
     let mut true_positives = Vec::new();
