@@ -190,23 +190,23 @@ pub fn roc_auc(labels: &[u8], scores: &[f64]) -> Option<f64> {
     if positives == 0 || positives == labels.len() {
         return None;
     }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&left, &right| scores[left].total_cmp(&scores[right]));
-    order.reverse();
-    let sorted_scores: Vec<f64> = order.iter().map(|&index| scores[index]).collect();
-    let sorted_labels: Vec<f64> = order
+    let mut ranked: Vec<(f64, f64)> = scores
         .iter()
-        .map(|&index| f64::from(labels[index]))
+        .zip(labels)
+        .map(|(&score, &label)| (score, f64::from(label)))
         .collect();
+    ranked.sort_by(|left, right| left.0.total_cmp(&right.0));
+    ranked.reverse();
 
     // One threshold at the last position of every run of equal scores.
     let mut true_positives = Vec::new();
     let mut false_positives = Vec::new();
     let mut cumulative = 0.0;
-    for (position, &label) in sorted_labels.iter().enumerate() {
+    for (position, &(score, label)) in ranked.iter().enumerate() {
         cumulative += label;
-        let run_ends = position + 1 == sorted_scores.len()
-            || sorted_scores[position + 1] != sorted_scores[position];
+        let run_ends = ranked
+            .get(position + 1)
+            .is_none_or(|&(next_score, _)| next_score != score);
         if run_ends {
             true_positives.push(cumulative);
             false_positives.push(1.0 + position as f64 - cumulative);
@@ -216,17 +216,27 @@ pub fn roc_auc(labels: &[u8], scores: &[f64]) -> Option<f64> {
     // drop_intermediate: keep the ends and every point where the second difference of
     // either count is non-zero.
     if false_positives.len() > 2 {
-        let last = false_positives.len() - 1;
-        let keep: Vec<usize> = (0..=last)
-            .filter(|&index| {
-                index == 0
-                    || index == last
-                    || second_difference(&false_positives, index - 1) != 0.0
-                    || second_difference(&true_positives, index - 1) != 0.0
+        let bends: Vec<bool> = false_positives
+            .windows(3)
+            .zip(true_positives.windows(3))
+            .map(|(false_window, true_window)| {
+                second_difference(false_window) != 0.0 || second_difference(true_window) != 0.0
             })
             .collect();
-        false_positives = keep.iter().map(|&index| false_positives[index]).collect();
-        true_positives = keep.iter().map(|&index| true_positives[index]).collect();
+        let keep: Vec<bool> = std::iter::once(true)
+            .chain(bends)
+            .chain(std::iter::once(true))
+            .collect();
+        let kept = |counts: &[f64]| -> Vec<f64> {
+            counts
+                .iter()
+                .zip(&keep)
+                .filter(|(_, keep)| **keep)
+                .map(|(count, _)| *count)
+                .collect()
+        };
+        false_positives = kept(&false_positives);
+        true_positives = kept(&true_positives);
     }
     false_positives.insert(0, 0.0);
     true_positives.insert(0, 0.0);
@@ -244,14 +254,21 @@ pub fn roc_auc(labels: &[u8], scores: &[f64]) -> Option<f64> {
     let trapezoids: Vec<f64> = false_rate
         .windows(2)
         .zip(true_rate.windows(2))
-        .map(|(x, y)| (x[1] - x[0]) * (y[1] + y[0]) / 2.0)
+        .map(|(x, y)| match (x, y) {
+            ([x0, x1], [y0, y1]) => (x1 - x0) * (y1 + y0) / 2.0,
+            _ => 0.0,
+        })
         .collect();
     Some(pairwise_sum(&trapezoids))
 }
 
-/// numpy's `diff(values, 2)[index]`: the difference of consecutive first differences.
-fn second_difference(values: &[f64], index: usize) -> f64 {
-    (values[index + 2] - values[index + 1]) - (values[index + 1] - values[index])
+/// numpy's `diff(values, 2)` at one position: the difference of the two first differences
+/// of a window of three.
+fn second_difference(window: &[f64]) -> f64 {
+    match window {
+        [first, second, third] => (third - second) - (second - first),
+        _ => 0.0,
+    }
 }
 
 #[cfg(test)]

@@ -123,8 +123,8 @@ impl RawSubmission {
         }
         let mut counts = [0_u64; ENTROPY_BINS];
         for &score in &self.scores {
-            if let Some(bin) = histogram_bin(score) {
-                counts[bin] += 1;
+            if let Some(count) = histogram_bin(score).and_then(|bin| counts.get_mut(bin)) {
+                *count += 1;
             }
         }
         let total = self.scores.len() as f64;
@@ -305,19 +305,18 @@ fn consistency_penalty(standard_deviation: f64) -> f64 {
 /// scipy's `rankdata(method="average")`: 1-based ranks, tied values sharing the mean of
 /// their positions.
 pub fn average_ranks(values: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&left, &right| values[left].total_cmp(&values[right]));
+    let mut order: Vec<(f64, usize)> = values.iter().copied().zip(0..).collect();
+    order.sort_by(|left, right| left.0.total_cmp(&right.0));
     let mut ranks = vec![0.0; values.len()];
     let mut start = 0;
-    while start < order.len() {
-        let mut end = start + 1;
-        while end < order.len() && values[order[end]] == values[order[start]] {
-            end += 1;
-        }
+    for tie_group in order.chunk_by(|left, right| left.0 == right.0) {
+        let end = start + tie_group.len();
         // Positions start+1 ..= end share their mean, (start + 1 + end) / 2.
         let shared = 0.5 * ((end + start + 1) as f64);
-        for &index in &order[start..end] {
-            ranks[index] = shared;
+        for &(_, index) in tie_group {
+            if let Some(rank) = ranks.get_mut(index) {
+                *rank = shared;
+            }
         }
         start = end;
     }

@@ -26,11 +26,12 @@ pub fn immediate_score(tier1: f64, tier2: Option<f64>) -> f64 {
 pub fn performance(history: &[f64], immediate: f64, window: usize) -> f64 {
     let mut entries = history.to_vec();
     entries.push(immediate);
-    let recent = if window > 0 && entries.len() > window {
-        &entries[entries.len() - window..]
+    let skipped = if window > 0 {
+        entries.len().saturating_sub(window)
     } else {
-        &entries[..]
+        0
     };
+    let recent = entries.get(skipped..).unwrap_or_default();
     let mut total = 0.0;
     for value in recent {
         total += value;
