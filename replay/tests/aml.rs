@@ -147,7 +147,17 @@ fn flat_period_and_evolution_boundaries() {
 
 #[test]
 fn empty_history_makes_performance_the_immediate_score() {
+    let mut null_history = passing_miner(40);
+    null_history["history"] = Value::Null;
+    let mut empty_history = passing_miner(40);
+    empty_history["history"] = json!([]);
     let output = run(json!({"miners": {"m": passing_miner(40)}}));
+    for other in [null_history, empty_history] {
+        assert_eq!(
+            run(json!({"miners": {"m": other}, "alert_scores": null})),
+            output
+        );
+    }
     let immediate = 0.2 * 1.0 + 0.3 * PASSING_TIER2;
     assert_eq!(number(&output["design"]["immediate"]["m"]), immediate);
     assert_eq!(number(&output["design"]["performance"]["m"]), immediate);

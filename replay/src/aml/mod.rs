@@ -61,9 +61,9 @@ pub struct MinerInput {
     /// Evolution-tracked scores; null when no alert has a T+30 snapshot.
     #[serde(default)]
     pub tier3b: Option<EvolutionInput>,
-    /// Previous immediate scores, oldest first (design path).
+    /// Previous immediate scores, oldest first (design path); absent or null when none.
     #[serde(default)]
-    pub history: Vec<f64>,
+    pub history: Option<Vec<f64>>,
 }
 
 /// The whole aml input.
@@ -73,9 +73,10 @@ pub struct AmlInput {
     pub miners: BTreeMap<String, MinerInput>,
     #[serde(default)]
     pub config: AmlConfig,
-    /// Per miner, its score per alert (design-path ensemble); absent means no submissions.
+    /// Per miner, its score per alert (design-path ensemble); absent or null means no
+    /// submissions.
     #[serde(default)]
-    pub alert_scores: BTreeMap<String, BTreeMap<String, f64>>,
+    pub alert_scores: Option<BTreeMap<String, BTreeMap<String, f64>>>,
 }
 
 /// Rejects numbers the computation cannot use, naming the field.
@@ -128,13 +129,18 @@ fn check_input(input: &AmlInput) -> Result<(), MechanismError> {
         if let Some(raw) = &miner.tier2_raw {
             raw.validate(name)?;
         }
-        if miner.history.iter().any(|value| !value.is_finite()) {
+        if miner
+            .history
+            .iter()
+            .flatten()
+            .any(|value| !value.is_finite())
+        {
             return Err(MechanismError::invalid(format!(
                 "miner `{name}`: history holds a non-finite number"
             )));
         }
     }
-    for (name, scores) in &input.alert_scores {
+    for (name, scores) in input.alert_scores.iter().flatten() {
         if scores.values().any(|value| !value.is_finite()) {
             return Err(MechanismError::invalid(format!(
                 "alert_scores.`{name}` holds a non-finite number"
@@ -159,8 +165,8 @@ pub fn run(input: &Value) -> Result<Value, MechanismError> {
     for (name, miner) in &input.miners {
         let outcome = coordinator::score_miner(name, miner, config)?;
         let immediate_score = ensemble::immediate_score(outcome.tier1_score, outcome.tier2_score);
-        let performance =
-            ensemble::performance(&miner.history, immediate_score, config.history_window);
+        let history = miner.history.as_deref().unwrap_or_default();
+        let performance = ensemble::performance(history, immediate_score, config.history_window);
         final_scores.insert(name.clone(), json!(outcome.final_score));
         miners.insert(name.clone(), outcome.record);
         immediate.insert(name.clone(), immediate_score);
@@ -171,7 +177,8 @@ pub fn run(input: &Value) -> Result<Value, MechanismError> {
         config.ensemble_alpha,
         config.ensemble_min_weight,
     )?;
-    let alert_scores = ensemble::ensemble_alert_scores(&input.alert_scores, &weights);
+    let submissions = input.alert_scores.clone().unwrap_or_default();
+    let alert_scores = ensemble::ensemble_alert_scores(&submissions, &weights);
 
     Ok(json!({
         "miners": miners,
