@@ -48,6 +48,7 @@ pub struct IntegrityChecks {
 pub struct MinerInput {
     /// Processing date minus submission date, in days.
     pub days_since_submission: i64,
+    /// The four integrity check values (tier 1).
     pub tier1: IntegrityChecks,
     /// Behavioural components, when given directly.
     #[serde(default)]
@@ -70,7 +71,9 @@ pub struct MinerInput {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmlInput {
+    /// Miners by hotkey.
     pub miners: BTreeMap<String, MinerInput>,
+    /// Overrides of the validation configuration; absent fields keep upstream's values.
     #[serde(default)]
     pub config: AmlConfig,
     /// Per miner, its score per alert (design-path ensemble); absent or null means no
