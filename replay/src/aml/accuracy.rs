@@ -166,18 +166,26 @@ impl EvolutionInput {
     }
 }
 
-/// scikit-learn's `brier_score_loss` for 0/1 labels: the mean squared difference, summed in
-/// numpy's pairwise order.
+/// scikit-learn's `brier_score_loss` for 0/1 labels, in its current (1.7+) two-column
+/// form: each row's squared error summed over the columns (1 − label, label) against
+/// (1 − score, score), the rows averaged in numpy's pairwise order, then halved.
+///
+/// Mathematically this is the mean of `(label − score)²`; the two-column order is kept
+/// because `1 − score` rounds, which moves the last bit.
 pub fn brier_loss(labels: &[u8], scores: &[f64]) -> f64 {
-    let squared: Vec<f64> = labels
+    let row_errors: Vec<f64> = labels
         .iter()
         .zip(scores)
         .map(|(&label, &score)| {
-            let difference = f64::from(label) - score;
-            difference * difference
+            let positive = f64::from(label);
+            let negative_difference = (1.0 - positive) - (1.0 - score);
+            let positive_difference = positive - score;
+            negative_difference * negative_difference + positive_difference * positive_difference
         })
         .collect();
-    pairwise_sum(&squared) / squared.len() as f64
+    let mut mean = pairwise_sum(&row_errors) / row_errors.len() as f64;
+    mean *= 0.5;
+    mean
 }
 
 /// scikit-learn's binary `roc_auc_score`, or `None` when the labels hold one class only.

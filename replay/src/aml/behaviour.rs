@@ -323,12 +323,12 @@ pub fn average_ranks(values: &[f64]) -> Vec<f64> {
     ranks
 }
 
-/// scipy's `spearmanr` of two equally long samples: Pearson's correlation of their average
-/// ranks, `Σ(x−x̄)(y−ȳ) / sqrt(Σ(x−x̄)² · Σ(y−ȳ)²)`, clipped to [−1, 1]; NaN when a side is
-/// constant (0 / 0).
+/// scipy's `spearmanr` of two equally long samples: numpy's `corrcoef` of their average
+/// ranks, `(cov · 1/(n−1)) / σx / σy` with `σ = sqrt(var · 1/(n−1))`, clipped to [−1, 1];
+/// NaN when a side is constant (0 / 0, where scipy returns NaN too).
 ///
-/// This grouping of the final division reproduces the reference values exactly where
-/// numpy's `corrcoef` grouping (`cov / σx / σy`) can differ in the last bit.
+/// numpy forms the sums of products with BLAS, whose accumulation order is the library's;
+/// pairwise sums are used here, so a result can differ from scipy's in the last bit.
 pub fn spearman(left: &[f64], right: &[f64]) -> f64 {
     let left_ranks = average_ranks(left);
     let right_ranks = average_ranks(right);
@@ -341,10 +341,11 @@ pub fn spearman(left: &[f64], right: &[f64]) -> f64 {
         let products: Vec<f64> = a.iter().zip(b).map(|(x, y)| x * y).collect();
         pairwise_sum(&products)
     };
-    let covariance = dot(&left_centred, &right_centred);
-    let left_variance = dot(&left_centred, &left_centred);
-    let right_variance = dot(&right_centred, &right_centred);
-    let correlation = covariance / (left_variance * right_variance).sqrt();
+    let scale = 1.0 / (count - 1.0);
+    let covariance = dot(&left_centred, &right_centred) * scale;
+    let left_variance = dot(&left_centred, &left_centred) * scale;
+    let right_variance = dot(&right_centred, &right_centred) * scale;
+    let correlation = covariance / left_variance.sqrt() / right_variance.sqrt();
     if correlation.is_nan() {
         correlation
     } else {
