@@ -277,7 +277,6 @@ fn omega_examples_reproduce() {
 }
 
 #[test]
-#[ignore = "aml mechanism not implemented yet"]
 fn aml_examples_reproduce() {
     check_system("aml", 5);
 }
