@@ -296,7 +296,8 @@ pub fn code_similarity(prediction: &str, ground_truth: &str) -> f64 {
 
 /// fuzzywuzzy `fuzz.ratio` with python-Levenshtein installed: equal strings give 100, an
 /// empty side gives 0 (checked in that order), otherwise
-/// `round(100 * 2 * LCS / (|a| + |b|))` with Python's half-to-even rounding.
+/// `round(100 * (1 - (|a| + |b| - 2 * LCS) / (|a| + |b|)))` with Python's half-to-even
+/// rounding.
 pub fn fuzz_ratio(first: &str, second: &str) -> u32 {
     if first == second {
         return 100;
@@ -308,9 +309,13 @@ pub fn fuzz_ratio(first: &str, second: &str) -> u32 {
     let second_characters: Vec<char> = second.chars().collect();
     let common = longest_common_subsequence_length(&first_characters, &second_characters);
     let total = first_characters.len() + second_characters.len();
-    // python-Levenshtein: (lensum - indel_distance) / lensum, with indel distance
-    // lensum - 2 * LCS.
-    let similarity = (total - (total - 2 * common)) as f64 / total as f64;
+    // python-Levenshtein is unpinned (`>=0.12.2`); a current install (0.2x, built on
+    // rapidfuzz) computes `1 - indel_distance / lensum` with indel distance
+    // `lensum - 2 * LCS`. That differs in the last bit from `2 * LCS / lensum` and so can
+    // move an exact .5 before rounding (e.g. 2 / 80 gives 3, not 2); checked against
+    // Levenshtein 0.27.
+    let distance = total - 2 * common;
+    let similarity = 1.0 - distance as f64 / total as f64;
     crate::numeric::round_half_even(100.0 * similarity) as u32
 }
 
@@ -585,6 +590,10 @@ mod tests {
         assert_eq!(fuzz_ratio("abc", ""), 0);
         // LCS("abcd", "abxd") = 3 -> 2*3/8 = 0.75 -> 75.
         assert_eq!(fuzz_ratio("abcd", "abxd"), 75);
+        // LCS 1 over 80 characters: 1 - 78/80 = 0.025000000000000022 -> 2.5000000000000022
+        // -> 3 (Levenshtein 0.27); 2/80 would round half to even to 2.
+        let long = format!("{}.", "x".repeat(77));
+        assert_eq!(fuzz_ratio("!.", &long), 3);
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub use metrics::{Metric, metric_for_dataset, score as metric_score};
 pub use rewards::{ApiItem, HfaItem, ReadmeItem, api_reward, hfa_reward, readme_reward};
 pub use validator::Generation;
 pub use weights::{
-    ChainLimits, Processed, l1_normalise, normalize_max_weight_f32, normalize_max_weight_f64,
-    process_weights_for_netuid,
+    ChainLimits, Processed, emit as emit_processed, l1_normalise, normalize_max_weight_f32,
+    normalize_max_weight_f64, process_weights_for_netuid,
 };
 
 use serde::Deserialize;
