@@ -2,6 +2,7 @@
 //! `calculate_score` (3.4) and the HFA composite of `reward.py` (3.5).
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::MechanismError;
 
@@ -70,51 +71,14 @@ pub fn api_reward(item: &ApiItem, index: usize) -> Result<f64, MechanismError> {
     Ok(clamped * multiplier)
 }
 
-/// The task half of an HFA item; missing fields take upstream's `.get` defaults.
-#[derive(Debug, Deserialize)]
-pub struct HfaTask {
-    #[serde(rename = "type", default = "general_task_type")]
-    pub task_type: String,
-    #[serde(default = "default_context_length")]
-    pub context_length: f64,
-    #[serde(default = "default_scale_factor")]
-    pub scale_factor: f64,
-}
-
-fn general_task_type() -> String {
-    "general".to_string()
-}
-
-/// `task.get('context_length', 1000)`.
-fn default_context_length() -> f64 {
-    1000.0
-}
-
-/// `task.get('scale_factor', 1)`.
-fn default_scale_factor() -> f64 {
-    1.0
-}
-
-/// The miner's HFA metrics; each missing one is 0.0 as upstream's `.get(..., 0.0)`.
-#[derive(Debug, Default, Deserialize)]
-pub struct HfaMetrics {
-    #[serde(default)]
-    pub memory_retention_score: f64,
-    #[serde(default)]
-    pub position_understanding_score: f64,
-    #[serde(default)]
-    pub coherence_score: f64,
-    #[serde(default)]
-    pub tokens_per_second: f64,
-    #[serde(default)]
-    pub scaling_efficiency: f64,
-}
-
-/// One HFA item; `metrics: null` (no response) scores 0.
+/// One HFA item: the task (`type`, `context_length`, `scale_factor`) and the miner's metrics
+/// (`null` or absent = no response). Both are read the way upstream's `dict.get` reads them,
+/// so they stay JSON values here.
 #[derive(Debug, Deserialize)]
 pub struct HfaItem {
-    pub task: HfaTask,
-    pub metrics: Option<HfaMetrics>,
+    pub task: Map<String, Value>,
+    #[serde(default)]
+    pub metrics: Option<Value>,
 }
 
 /// Component weights of the HFA composite, in the order upstream sums them.
@@ -127,59 +91,105 @@ const HFA_SCALING_WEIGHT: f64 = 0.10;
 const HFA_FULL_EFFICIENCY_TOKENS_PER_SECOND: f64 = 1000.0;
 /// Context length over which the coherence factor falls by 1.
 const HFA_COHERENCE_LENGTH_TOKENS: f64 = 100_000.0;
+/// `task.get('context_length', 1000)`.
+const HFA_DEFAULT_CONTEXT_LENGTH_TOKENS: f64 = 1000.0;
+/// `task.get('scale_factor', 1)`.
+const HFA_DEFAULT_SCALE_FACTOR: f64 = 1.0;
+
+/// Why upstream's `try` block would end in its `except` branch (reward 0).
+struct UpstreamException;
+
+/// Reads a number the way Python arithmetic would see `dict.get(key, default)`: an absent key
+/// gives the default, booleans count as 1 and 0 (Python's `bool` is an `int`), and anything
+/// else (null, a string, a list) makes the first comparison or product raise.
+fn python_number(
+    object: &Map<String, Value>,
+    key: &str,
+    default: f64,
+) -> Result<f64, UpstreamException> {
+    match object.get(key) {
+        None => Ok(default),
+        Some(Value::Number(number)) => number.as_f64().ok_or(UpstreamException),
+        Some(Value::Bool(flag)) => Ok(if *flag { 1.0 } else { 0.0 }),
+        Some(_) => Err(UpstreamException),
+    }
+}
+
+/// Python's `min(a, b)`: `b` only when `b < a` (so a NaN `b` yields `a`).
+fn python_min(first: f64, second: f64) -> f64 {
+    if second < first { second } else { first }
+}
+
+/// Python's `max(a, b)`: `b` only when `b > a`.
+fn python_max(first: f64, second: f64) -> f64 {
+    if second > first { second } else { first }
+}
 
 /// `reward_infinite_context_response` (3.5), summed in upstream's component order (Python's
 /// `sum` starts at 0 and adds left to right), then the task-type bonus and the clip to [0, 1].
-pub fn hfa_reward(item: &HfaItem, index: usize) -> Result<f64, MechanismError> {
-    let Some(metrics) = &item.metrics else {
-        return Ok(0.0);
+/// No response gives 0, and so does every input on which upstream's `try` block raises (a
+/// non-numeric metric or task field, `m ** 2` overflowing): its `except` returns 0.0.
+pub fn hfa_reward(item: &HfaItem, _index: usize) -> Result<f64, MechanismError> {
+    let metrics = match &item.metrics {
+        None | Some(Value::Null) => return Ok(0.0),
+        Some(Value::Object(metrics)) => metrics.clone(),
+        // `metrics = response if isinstance(response, dict) else {}`.
+        Some(_) => Map::new(),
     };
-    let task = &item.task;
-    for (value, name) in [
-        (metrics.memory_retention_score, "memory_retention_score"),
-        (metrics.position_understanding_score, "position_understanding_score"),
-        (metrics.coherence_score, "coherence_score"),
-        (metrics.tokens_per_second, "tokens_per_second"),
-        (metrics.scaling_efficiency, "scaling_efficiency"),
-        (task.context_length, "task.context_length"),
-        (task.scale_factor, "task.scale_factor"),
-    ] {
-        require_finite(value, &format!("items[{index}].{name}"))?;
-    }
-    let memory = metrics.memory_retention_score;
+    Ok(hfa_composite(&item.task, &metrics).unwrap_or(0.0))
+}
+
+fn hfa_composite(
+    task: &Map<String, Value>,
+    metrics: &Map<String, Value>,
+) -> Result<f64, UpstreamException> {
+    let memory = python_number(metrics, "memory_retention_score", 0.0)?;
     let memory_reward = if memory > 0.8 {
-        libm::pow(memory, 2.0)
+        let squared = libm::pow(memory, 2.0);
+        // math.pow raises OverflowError instead of returning infinity.
+        if squared.is_infinite() {
+            return Err(UpstreamException);
+        }
+        squared
     } else {
         memory * 0.5
     };
-    let position_reward = (metrics.position_understanding_score * 1.2).min(1.0);
-    let coherence_factor = (1.0 - (task.context_length / HFA_COHERENCE_LENGTH_TOKENS)).max(0.8);
-    let coherence_reward = metrics.coherence_score * coherence_factor;
-    let efficiency = (metrics.tokens_per_second / HFA_FULL_EFFICIENCY_TOKENS_PER_SECOND).min(1.0);
-    let scaling_reward = if task.scale_factor > 1.0 {
-        metrics.scaling_efficiency * (1.0 + (0.1 * libm::log(task.scale_factor)))
+    let position = python_number(metrics, "position_understanding_score", 0.0)?;
+    let position_reward = python_min(1.0, position * 1.2);
+    let coherence = python_number(metrics, "coherence_score", 0.0)?;
+    let context_length = python_number(task, "context_length", HFA_DEFAULT_CONTEXT_LENGTH_TOKENS)?;
+    let coherence_factor = python_max(0.8, 1.0 - (context_length / HFA_COHERENCE_LENGTH_TOKENS));
+    let coherence_reward = coherence * coherence_factor;
+    let tokens_per_second = python_number(metrics, "tokens_per_second", 0.0)?;
+    let efficiency = python_min(1.0, tokens_per_second / HFA_FULL_EFFICIENCY_TOKENS_PER_SECOND);
+    let scaling = python_number(metrics, "scaling_efficiency", 0.0)?;
+    let scale_factor = python_number(task, "scale_factor", HFA_DEFAULT_SCALE_FACTOR)?;
+    let scaling_reward = if scale_factor > 1.0 {
+        scaling * (1.0 + (0.1 * libm::log(scale_factor)))
     } else {
-        metrics.scaling_efficiency
+        scaling
     };
     let components = [
         memory_reward * HFA_MEMORY_WEIGHT,
         position_reward * HFA_POSITION_WEIGHT,
         coherence_reward * HFA_COHERENCE_WEIGHT,
         efficiency * HFA_EFFICIENCY_WEIGHT,
-        scaling_reward.min(1.0) * HFA_SCALING_WEIGHT,
+        python_min(1.0, scaling_reward) * HFA_SCALING_WEIGHT,
     ];
     let mut reward = 0.0;
     for component in components {
         reward += component;
     }
-    if task.task_type == "memory_retention" && memory > 0.95 {
+    // A non-string `type` only fails the equality tests, as in Python.
+    let task_type = task.get("type").and_then(Value::as_str).unwrap_or("general");
+    if task_type == "memory_retention" && memory > 0.95 {
         reward *= 1.1;
-    } else if task.task_type == "scaling_test" && metrics.scaling_efficiency > 0.9 {
+    } else if task_type == "scaling_test" && scaling > 0.9 {
         reward *= 1.15;
-    } else if task.task_type == "pattern_recognition" && metrics.coherence_score > 0.9 {
+    } else if task_type == "pattern_recognition" && coherence > 0.9 {
         reward *= 1.05;
     }
-    Ok(reward.max(0.0).min(1.0))
+    Ok(python_min(1.0, python_max(0.0, reward)))
 }
 
 /// Refuses NaN and infinite inputs, naming the field.
