@@ -3,9 +3,7 @@
 //! EMA in numpy float32 (the same operations torch performs).
 
 use serde_json::{Value, json};
-use weightlog_replay::quasar::{
-    ChainLimits, normalize_max_weight_f32, process_weights_for_netuid,
-};
+use weightlog_replay::quasar::{ChainLimits, normalize_max_weight_f32, process_weights_for_netuid};
 use weightlog_replay::{MechanismError, run_json};
 
 fn run(input: Value) -> Value {
@@ -38,8 +36,10 @@ fn integers(value: &Value) -> Vec<u64> {
 }
 
 fn metric(dataset: &str, prediction: &str, ground_truth: &str) -> f64 {
-    run(json!({"mode": "metric", "dataset": dataset, "prediction": prediction,
-               "ground_truth": ground_truth}))["score"]
+    run(
+        json!({"mode": "metric", "dataset": dataset, "prediction": prediction,
+               "ground_truth": ground_truth}),
+    )["score"]
         .as_f64()
         .unwrap()
 }
@@ -234,7 +234,10 @@ fn max_weight_limit_clips_the_largest_shares() {
         floats(&output["processed"]["weights"]),
         vec![0.3999999761581421, 0.3999999761581421, 0.2000000774860382]
     );
-    assert_eq!(integers(&output["u16"]["weights"]), vec![65535, 65535, 32768]);
+    assert_eq!(
+        integers(&output["u16"]["weights"]),
+        vec![65535, 65535, 32768]
+    );
 
     // n * limit <= 1 -> uniform; a limit of 1 -> plain normalisation.
     assert_eq!(normalize_max_weight_f32(&[1.0, 3.0], 0.5), vec![0.5, 0.5]);
@@ -339,12 +342,25 @@ fn empty_predictions_and_ground_truths() {
 #[test]
 fn metric_values_on_known_cases() {
     assert_eq!(
-        metric("qasper", "index response country country index", "the index country planet response 395"),
+        metric(
+            "qasper",
+            "index response country country index",
+            "the index country planet response 395"
+        ),
         0.6
     );
-    assert_eq!(metric("passage_count", "There are 22 or 23 paragraphs, 22", "22"), 2.0 / 3.0);
-    assert_eq!(metric("passage_retrieval_en", "Paragraph 15", "Paragraph 15"), 1.0);
-    assert_eq!(metric("passage_retrieval_en", "Paragraph 28", "Paragraph 15"), 0.0);
+    assert_eq!(
+        metric("passage_count", "There are 22 or 23 paragraphs, 22", "22"),
+        2.0 / 3.0
+    );
+    assert_eq!(
+        metric("passage_retrieval_en", "Paragraph 15", "Paragraph 15"),
+        1.0
+    );
+    assert_eq!(
+        metric("passage_retrieval_en", "Paragraph 28", "Paragraph 15"),
+        0.0
+    );
     // Code similarity skips comment lines and takes the first clean one.
     assert_eq!(metric("repobench-p", "# hint\nx = 1", "x = 1"), 1.0);
     // MRCR: equal hash prefix, then difflib's ratio of the stripped rests: "abcd" against
@@ -353,7 +369,10 @@ fn metric_values_on_known_cases() {
         metric("openai_mrcr_code", "0123456789 abcd", "0123456789abcde"),
         8.0 / 9.0
     );
-    assert_eq!(metric("openai_mrcr_code", "X123456789abcd", "0123456789abcd"), 0.0);
+    assert_eq!(
+        metric("openai_mrcr_code", "X123456789abcd", "0123456789abcd"),
+        0.0
+    );
     // Unknown datasets use the qa F1 metric.
     assert_eq!(metric("no_such_dataset", "Paris", "paris."), 1.0);
 }
@@ -361,19 +380,30 @@ fn metric_values_on_known_cases() {
 #[test]
 fn classification_reproduces_the_remove_while_iterating_quirk() {
     let score = |classes: Value, prediction: &str, gold: &str| -> f64 {
-        run(json!({"mode": "metric", "dataset": "trec", "prediction": prediction,
-                   "ground_truth": gold, "all_classes": classes}))["score"]
+        run(
+            json!({"mode": "metric", "dataset": "trec", "prediction": prediction,
+                   "ground_truth": gold, "all_classes": classes}),
+        )["score"]
             .as_f64()
             .unwrap()
     };
     // Matches [Count, Coun, Country]: "Count" is removed, "Coun" slides into its slot and
     // is skipped, so [Coun, Country] remain and the gold one scores 1/2.
-    assert_eq!(score(json!(["Count", "Coun", "Country"]), "Country", "Country"), 0.5);
+    assert_eq!(
+        score(json!(["Count", "Coun", "Country"]), "Country", "Country"),
+        0.5
+    );
     // The order of all_classes matters: [Coun, Country, Count] removes "Coun", skips
     // "Country", then removes "Count" -> only the gold class is left.
-    assert_eq!(score(json!(["Coun", "Country", "Count"]), "Country", "Country"), 1.0);
+    assert_eq!(
+        score(json!(["Coun", "Country", "Count"]), "Country", "Country"),
+        1.0
+    );
     // [Coun, Count, Country] removes "Coun" and skips "Count" -> [Count, Country].
-    assert_eq!(score(json!(["Coun", "Count", "Country"]), "Country", "Country"), 0.5);
+    assert_eq!(
+        score(json!(["Coun", "Count", "Country"]), "Country", "Country"),
+        0.5
+    );
     // Without classes (or with an empty list) nothing matches.
     assert_eq!(score(json!([]), "Country", "Country"), 0.0);
     assert_eq!(score(Value::Null, "Country", "Country"), 0.0);
@@ -381,10 +411,18 @@ fn classification_reproduces_the_remove_while_iterating_quirk() {
 
 #[test]
 fn chinese_datasets_are_rejected() {
-    for dataset in ["multifieldqa_zh", "dureader", "vcsum", "passage_retrieval_zh"] {
+    for dataset in [
+        "multifieldqa_zh",
+        "dureader",
+        "vcsum",
+        "passage_retrieval_zh",
+    ] {
         let message = error_of(json!({"mode": "metric", "dataset": dataset,
                                       "prediction": "a", "ground_truth": "a"}));
-        assert!(message.contains(dataset) && message.contains("Chinese"), "{message}");
+        assert!(
+            message.contains(dataset) && message.contains("Chinese"),
+            "{message}"
+        );
     }
     let message = error_of(json!({
         "mode": "validator_v1", "n": 2,
@@ -426,7 +464,10 @@ fn readme_and_hfa_items() {
 fn malformed_inputs_are_rejected_with_a_named_problem() {
     let cases = [
         (json!({"mode": "validator_v1", "tasks": []}), "n"),
-        (json!({"mode": "validator_v1", "n": 0, "tasks": []}), "n must be"),
+        (
+            json!({"mode": "validator_v1", "n": 0, "tasks": []}),
+            "n must be",
+        ),
         (
             json!({"mode": "validator_v1", "n": 2, "tasks": [
                 {"context_length": 1, "dataset": "qasper", "expected_output": "",
@@ -472,10 +513,19 @@ fn malformed_inputs_are_rejected_with_a_named_problem() {
                    "state": {"bucket_scores": {"2M": [0.0]}}}),
             "expected n = 2",
         ),
-        (json!({"mode": "readme", "items": [{"accuracy": 0.5, "bucket": "3m"}]}), "3m"),
-        (json!({"mode": "api_score", "items": [{"score": "NaN", "context_length": 1}]}), "api_score"),
+        (
+            json!({"mode": "readme", "items": [{"accuracy": 0.5, "bucket": "3m"}]}),
+            "3m",
+        ),
+        (
+            json!({"mode": "api_score", "items": [{"score": "NaN", "context_length": 1}]}),
+            "api_score",
+        ),
         (json!({"mode": "api_score"}), "items"),
-        (json!({"mode": "metric", "dataset": "qasper", "prediction": 3, "ground_truth": "3"}), "metric"),
+        (
+            json!({"mode": "metric", "dataset": "qasper", "prediction": 3, "ground_truth": "3"}),
+            "metric",
+        ),
     ];
     for (input, needle) in cases {
         let result = run_json(&input);
@@ -588,11 +638,15 @@ fn the_order_of_tasks_matters_for_the_ema() {
     // uid 0: 0.9 * 0.1 = 0.09 versus 0.1 + 0.9 * 0 = 0.1 (float32).
     assert_eq!(
         forward["bucket_scores"]["32k"][0],
-        json!(f64::from(0.0f32 * 0.1 + (1.0f32 * 0.1 + 0.0f32 * 0.9) * 0.9))
+        json!(f64::from(
+            0.0f32 * 0.1 + (1.0f32 * 0.1 + 0.0f32 * 0.9) * 0.9
+        ))
     );
     assert_eq!(
         backward["bucket_scores"]["32k"][0],
-        json!(f64::from(1.0f32 * 0.1 + (0.0f32 * 0.1 + 0.0f32 * 0.9) * 0.9))
+        json!(f64::from(
+            1.0f32 * 0.1 + (0.0f32 * 0.1 + 0.0f32 * 0.9) * 0.9
+        ))
     );
     assert_ne!(forward["scores"], backward["scores"]);
 }

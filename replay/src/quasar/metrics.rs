@@ -180,9 +180,7 @@ fn token_f1(prediction: &[&str], ground_truth: &[&str]) -> f64 {
     }
     let same: usize = prediction_counts
         .iter()
-        .map(|(token, count)| {
-            (*count).min(ground_truth_counts.get(token).copied().unwrap_or(0))
-        })
+        .map(|(token, count)| (*count).min(ground_truth_counts.get(token).copied().unwrap_or(0)))
         .sum();
     if same == 0 {
         return 0.0;
@@ -430,7 +428,10 @@ pub fn mrcr_match(prediction: &str, ground_truth: &str) -> f64 {
         let tail: String = characters[prefix_length(characters)..].iter().collect();
         python_strip(&tail).chars().collect()
     };
-    sequence_matcher_ratio(&rest(&prediction_characters), &rest(&ground_truth_characters))
+    sequence_matcher_ratio(
+        &rest(&prediction_characters),
+        &rest(&ground_truth_characters),
+    )
 }
 
 /// `difflib.SequenceMatcher(None, a, b).ratio()` (autojunk on, no junk function):
@@ -500,12 +501,7 @@ fn find_longest_match(
 ) -> (usize, usize, usize) {
     let (mut best_i, mut best_j, mut best_size) = (first_low, second_low, 0usize);
     let mut lengths: BTreeMap<usize, usize> = BTreeMap::new();
-    for (i, character) in first
-        .iter()
-        .enumerate()
-        .take(first_high)
-        .skip(first_low)
-    {
+    for (i, character) in first.iter().enumerate().take(first_high).skip(first_low) {
         let mut new_lengths: BTreeMap<usize, usize> = BTreeMap::new();
         if let Some(indices) = positions.get(character) {
             for &j in indices {
@@ -551,22 +547,30 @@ mod tests {
 
     #[test]
     fn articles_are_whole_words_only() {
-        assert_eq!(normalize_answer("The Answer, an apple & a banana!"), "answer apple banana");
+        assert_eq!(
+            normalize_answer("The Answer, an apple & a banana!"),
+            "answer apple banana"
+        );
         assert_eq!(normalize_answer("theatre another"), "theatre another");
         assert_eq!(normalize_answer("  "), "");
     }
 
     #[test]
     fn f1_counts_multisets() {
-        let score =
-            question_answering_f1("index response country country index", "the index country planet response 395");
+        let score = question_answering_f1(
+            "index response country country index",
+            "the index country planet response 395",
+        );
         assert!((score - 0.6).abs() < 1e-15);
         assert_eq!(question_answering_f1("", "anything"), 0.0);
     }
 
     #[test]
     fn classification_skips_the_element_after_a_removal() {
-        let classes: Vec<String> = ["Country", "Count", "Coun"].iter().map(|s| s.to_string()).collect();
+        let classes: Vec<String> = ["Country", "Count", "Coun"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         // Matches: [Country, Count, Coun]; gold "Country": "Country" stays (equal), "Count"
         // is removed and "Coun" slides into its slot and is skipped -> 2 matches left.
         assert_eq!(classification("Country", "Country", &classes), 0.5);

@@ -62,8 +62,11 @@ const API_FALLBACK_MULTIPLIER: f64 = 1.0;
 /// multiplier; no upper cap afterwards.
 pub fn api_reward(item: &ApiItem, index: usize) -> Result<f64, MechanismError> {
     require_finite(item.score, &format!("items[{index}].score"))?;
-    require_finite(item.context_length, &format!("items[{index}].context_length"))?;
-    let clamped = item.score.min(1.0).max(0.0);
+    require_finite(
+        item.context_length,
+        &format!("items[{index}].context_length"),
+    )?;
+    let clamped = item.score.clamp(0.0, 1.0);
     let multiplier = API_BUCKETS
         .iter()
         .find(|(low, high, _)| *low <= item.context_length && item.context_length < *high)
@@ -161,7 +164,10 @@ fn hfa_composite(
     let coherence_factor = python_max(0.8, 1.0 - (context_length / HFA_COHERENCE_LENGTH_TOKENS));
     let coherence_reward = coherence * coherence_factor;
     let tokens_per_second = python_number(metrics, "tokens_per_second", 0.0)?;
-    let efficiency = python_min(1.0, tokens_per_second / HFA_FULL_EFFICIENCY_TOKENS_PER_SECOND);
+    let efficiency = python_min(
+        1.0,
+        tokens_per_second / HFA_FULL_EFFICIENCY_TOKENS_PER_SECOND,
+    );
     let scaling = python_number(metrics, "scaling_efficiency", 0.0)?;
     let scale_factor = python_number(task, "scale_factor", HFA_DEFAULT_SCALE_FACTOR)?;
     let scaling_reward = if scale_factor > 1.0 {
@@ -181,7 +187,10 @@ fn hfa_composite(
         reward += component;
     }
     // A non-string `type` only fails the equality tests, as in Python.
-    let task_type = task.get("type").and_then(Value::as_str).unwrap_or("general");
+    let task_type = task
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("general");
     if task_type == "memory_retention" && memory > 0.95 {
         reward *= 1.1;
     } else if task_type == "scaling_test" && scaling > 0.9 {

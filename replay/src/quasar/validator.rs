@@ -32,12 +32,7 @@ struct Bucket {
     multiplier: f64,
 }
 
-const fn bucket(
-    name: &'static str,
-    low_tokens: f64,
-    high_tokens: f64,
-    multiplier: f64,
-) -> Bucket {
+const fn bucket(name: &'static str, low_tokens: f64, high_tokens: f64, multiplier: f64) -> Bucket {
     Bucket {
         name,
         low_tokens,
@@ -101,7 +96,9 @@ impl Generation {
         let buckets = self.buckets();
         buckets
             .iter()
-            .position(|bucket| bucket.low_tokens <= context_length && context_length < bucket.high_tokens)
+            .position(|bucket| {
+                bucket.low_tokens <= context_length && context_length < bucket.high_tokens
+            })
             .unwrap_or(buckets.len() - 1)
     }
 }
@@ -325,7 +322,11 @@ fn initial_state(
         let Some(index) = buckets.iter().position(|bucket| bucket.name == name) else {
             return Err(MechanismError::invalid(format!(
                 "state.bucket_scores has unknown bucket `{name}`; expected one of {}",
-                buckets.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+                buckets
+                    .iter()
+                    .map(|b| b.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         };
         if values.len() != n {
@@ -349,7 +350,8 @@ fn initial_state(
                 )));
             }
             for (slot, value) in values.iter().enumerate() {
-                failures[slot] = failure_count(value, &format!("state.consecutive_failures[{slot}]"))?;
+                failures[slot] =
+                    failure_count(value, &format!("state.consecutive_failures[{slot}]"))?;
             }
         }
         Some(Value::Object(entries)) => {
