@@ -255,13 +255,22 @@ fn max_weight_limit_clips_the_largest_shares() {
 
 #[test]
 fn an_initial_state_is_the_ema_starting_point() {
-    let state = json!({"bucket_scores": {"32k": [0.5, 0.0], "1m": [0.0, 0.25]},
+    let state = json!({"bucket_scores": {"32k": [0.5, 0.0], "1m": {"1": 0.25}},
                        "consecutive_failures": {"1": 3}});
-    // Without tasks the scores come straight from the state's buckets.
+    // Without a scored task, update_scores never runs: the global scores stay as restored
+    // (zeros here), so the weights are uniform whatever the buckets hold.
     let idle = run(json!({"mode": "validator_v1", "n": 2, "tasks": [], "state": state}));
-    assert_eq!(floats(&idle["scores"]), vec![1.0, 0.5]);
+    assert_eq!(floats(&idle["scores"]), vec![0.0, 0.0]);
+    assert_eq!(floats(&idle["processed"]["weights"]), vec![0.5, 0.5]);
+    assert_eq!(floats(&idle["bucket_scores"]["1m"]), vec![0.0, 0.25]);
     assert_eq!(floats(&idle["consecutive_failures"]), vec![0.0, 3.0]);
-    // One task in "32k": uid 0 answers with accuracy 1.0 -> 0.1 + 0.9 * 0.5 in float32.
+    // Restored global scores are used as they are.
+    let restored = run(json!({"mode": "validator_v1", "n": 2, "tasks": [],
+                              "state": {"scores": [0.25, 0.75]}}));
+    assert_eq!(floats(&restored["raw_weights"]), vec![0.25, 0.75]);
+    assert_eq!(integers(&restored["u16"]["weights"]), vec![21845, 65535]);
+    // One task in "32k": uid 0 answers with accuracy 1.0 -> 0.1 + 0.9 * 0.5 in float32, and
+    // the composite now includes the restored "1m" bucket.
     let output = run(json!({
         "mode": "validator_v1", "n": 2, "state": state,
         "tasks": [{"context_length": 10, "dataset": "qasper", "expected_output": "",

@@ -141,13 +141,16 @@ fn default_max_weight_limit() -> f64 {
     1.0
 }
 
-/// Optional starting state: bucket scores (a list of n values per bucket name; missing
-/// buckets start at zero) and consecutive-failure counts (a list of n values, or an object
-/// keyed by uid).
+/// Optional starting state, as upstream's `load_state` restores it: bucket scores (per bucket
+/// name; missing buckets start at zero), the global `scores` and the consecutive-failure
+/// counts. Each per-uid vector is a list of n numbers or an object keyed by uid (missing uids
+/// are 0).
 #[derive(Debug, Default, Deserialize)]
 struct StateInput {
     #[serde(default)]
-    bucket_scores: BTreeMap<String, Vec<f64>>,
+    bucket_scores: BTreeMap<String, Value>,
+    #[serde(default)]
+    scores: Option<Value>,
     #[serde(default)]
     consecutive_failures: Option<Value>,
 }
@@ -195,7 +198,11 @@ pub fn run(input: &Value, generation: Generation) -> Result<Value, MechanismErro
         )));
     }
     let buckets = generation.buckets();
-    let (mut bucket_scores, mut failures) = initial_state(input.state.as_ref(), buckets, n)?;
+    let State {
+        mut bucket_scores,
+        mut scores,
+        mut failures,
+    } = initial_state(input.state.as_ref(), buckets, n)?;
 
     let mut per_task = Vec::with_capacity(input.tasks.len());
     for (task_index, task) in input.tasks.iter().enumerate() {
@@ -243,11 +250,16 @@ pub fn run(input: &Value, generation: Generation) -> Result<Value, MechanismErro
             rewards.push((*uid, (raw as f32).clamp(0.0, 1.0)));
         }
 
-        // update_scores: only this bucket, only the queried uids; skipped without rewards.
-        let scores = &mut bucket_scores[bucket_index];
-        for (uid, reward) in &rewards {
-            let slot = usize::from(*uid);
-            scores[slot] = reward * EMA_NEW_WEIGHT + scores[slot] * EMA_OLD_WEIGHT;
+        // update_scores: returns at once without rewards; otherwise updates only this
+        // bucket at the queried uids, then recomputes the global scores.
+        if !rewards.is_empty() {
+            let bucket_vector = &mut bucket_scores[bucket_index];
+            for (uid, reward) in &rewards {
+                let slot = usize::from(*uid);
+                bucket_vector[slot] =
+                    reward * EMA_NEW_WEIGHT + bucket_vector[slot] * EMA_OLD_WEIGHT;
+            }
+            scores = normalised_composite(&composite_of(&bucket_scores, n));
         }
 
         let reward_map: Map<String, Value> = rewards
@@ -261,21 +273,9 @@ pub fn run(input: &Value, generation: Generation) -> Result<Value, MechanismErro
         }));
     }
 
-    // Composite: the bucket tensors added in dictionary order onto zeros, then divided by
-    // the maximum when it is positive. Computed once from the final bucket scores, which is
-    // what the last update_scores call leaves in `self.scores`.
-    let mut composite = vec![0.0f32; n];
-    for scores in &bucket_scores {
-        for (total, value) in composite.iter_mut().zip(scores) {
-            *total += value;
-        }
-    }
-    let maximum = composite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let scores: Vec<f32> = if maximum > 0.0 {
-        composite.iter().map(|value| value / maximum).collect()
-    } else {
-        composite.clone()
-    };
+    // Until a task with rewards reaches update_scores, `self.scores` is what the validator
+    // started with (the state's `scores`, else zeros), whatever the bucket scores hold.
+    let composite = composite_of(&bucket_scores, n);
 
     let raw_weights = l1_normalise(&scores);
     let processed = process_weights_for_netuid(
@@ -306,17 +306,48 @@ pub fn run(input: &Value, generation: Generation) -> Result<Value, MechanismErro
     }))
 }
 
-/// Bucket scores (one float32 vector per bucket, in bucket order) and failure counts from the
-/// optional input state.
+/// The composite of update_scores: the bucket tensors added in dictionary order onto zeros
+/// (float32).
+fn composite_of(bucket_scores: &[Vec<f32>], n: usize) -> Vec<f32> {
+    let mut composite = vec![0.0f32; n];
+    for bucket_vector in bucket_scores {
+        for (total, value) in composite.iter_mut().zip(bucket_vector) {
+            *total += value;
+        }
+    }
+    composite
+}
+
+/// `composite / composite.max()` when the maximum is positive, else the composite itself.
+fn normalised_composite(composite: &[f32]) -> Vec<f32> {
+    let maximum = composite.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if maximum > 0.0 {
+        composite.iter().map(|value| value / maximum).collect()
+    } else {
+        composite.to_vec()
+    }
+}
+
+/// The restored state: bucket scores (one float32 vector per bucket, in bucket order), the
+/// global scores and the failure counts.
+struct State {
+    bucket_scores: Vec<Vec<f32>>,
+    scores: Vec<f32>,
+    failures: Vec<f32>,
+}
+
 fn initial_state(
     state: Option<&StateInput>,
     buckets: &[Bucket],
     n: usize,
-) -> Result<(Vec<Vec<f32>>, Vec<f32>), MechanismError> {
-    let mut bucket_scores = vec![vec![0.0f32; n]; buckets.len()];
-    let mut failures = vec![0.0f32; n];
+) -> Result<State, MechanismError> {
+    let mut restored = State {
+        bucket_scores: vec![vec![0.0f32; n]; buckets.len()],
+        scores: vec![0.0f32; n],
+        failures: vec![0.0f32; n],
+    };
     let Some(state) = state else {
-        return Ok((bucket_scores, failures));
+        return Ok(restored);
     };
     for (name, values) in &state.bucket_scores {
         let Some(index) = buckets.iter().position(|bucket| bucket.name == name) else {
@@ -324,59 +355,69 @@ fn initial_state(
                 "state.bucket_scores has unknown bucket `{name}`; expected one of {}",
                 buckets
                     .iter()
-                    .map(|b| b.name)
+                    .map(|bucket| bucket.name)
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
         };
-        if values.len() != n {
-            return Err(MechanismError::invalid(format!(
-                "state.bucket_scores.{name} has {} values, expected n = {n}",
-                values.len()
-            )));
-        }
-        for (slot, value) in values.iter().enumerate() {
-            require_finite(*value, &format!("state.bucket_scores.{name}[{slot}]"))?;
-            bucket_scores[index][slot] = *value as f32;
-        }
+        restored.bucket_scores[index] =
+            per_uid_vector(values, n, &format!("state.bucket_scores.{name}"), false)?;
     }
-    match &state.consecutive_failures {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(values)) => {
-            if values.len() != n {
-                return Err(MechanismError::invalid(format!(
-                    "state.consecutive_failures has {} values, expected n = {n}",
-                    values.len()
-                )));
-            }
-            for (slot, value) in values.iter().enumerate() {
-                failures[slot] =
-                    failure_count(value, &format!("state.consecutive_failures[{slot}]"))?;
-            }
-        }
-        Some(Value::Object(entries)) => {
-            for (key, value) in entries {
-                let uid = parse_uid(key, n, "state.consecutive_failures")?;
-                failures[usize::from(uid)] =
-                    failure_count(value, &format!("state.consecutive_failures.{key}"))?;
-            }
-        }
-        Some(_) => {
-            return Err(MechanismError::invalid(
-                "state.consecutive_failures must be a list of n counts or an object keyed by uid",
-            ));
-        }
+    if let Some(scores) = &state.scores {
+        restored.scores = per_uid_vector(scores, n, "state.scores", false)?;
     }
-    Ok((bucket_scores, failures))
+    if let Some(failures) = &state.consecutive_failures {
+        restored.failures = per_uid_vector(failures, n, "state.consecutive_failures", true)?;
+    }
+    Ok(restored)
 }
 
-fn failure_count(value: &Value, what: &str) -> Result<f32, MechanismError> {
-    match value.as_f64() {
-        Some(count) if count.is_finite() && count >= 0.0 => Ok(count as f32),
-        _ => Err(MechanismError::invalid(format!(
-            "{what} must be a non-negative number, got {value}"
-        ))),
+/// Reads a per-uid float32 vector given as a list of n numbers or an object keyed by uid
+/// (`null` = all zero); `non_negative` refuses negative values (failure counts).
+fn per_uid_vector(
+    value: &Value,
+    n: usize,
+    what: &str,
+    non_negative: bool,
+) -> Result<Vec<f32>, MechanismError> {
+    let number = |item: &Value, place: &str| -> Result<f32, MechanismError> {
+        match item.as_f64() {
+            Some(number) if number.is_finite() && (!non_negative || number >= 0.0) => {
+                Ok(number as f32)
+            }
+            _ => Err(MechanismError::invalid(format!(
+                "{place} must be a finite{} number, got {item}",
+                if non_negative { " non-negative" } else { "" }
+            ))),
+        }
+    };
+    let mut vector = vec![0.0f32; n];
+    match value {
+        Value::Null => {}
+        Value::Array(items) => {
+            if items.len() != n {
+                return Err(MechanismError::invalid(format!(
+                    "{what} has {} values, expected n = {n}",
+                    items.len()
+                )));
+            }
+            for (slot, item) in items.iter().enumerate() {
+                vector[slot] = number(item, &format!("{what}[{slot}]"))?;
+            }
+        }
+        Value::Object(entries) => {
+            for (key, item) in entries {
+                let uid = parse_uid(key, n, what)?;
+                vector[usize::from(uid)] = number(item, &format!("{what}.{key}"))?;
+            }
+        }
+        _ => {
+            return Err(MechanismError::invalid(format!(
+                "{what} must be a list of n numbers or an object keyed by uid"
+            )));
+        }
     }
+    Ok(vector)
 }
 
 /// A uid key: a decimal integer below n.
