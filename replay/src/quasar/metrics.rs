@@ -381,7 +381,8 @@ fn reconstruct_lcs<'a>(reference: &'a [String], candidate: &[String]) -> Vec<&'a
     let rows = reference.len();
     let columns = candidate.len();
     let width = columns + 1;
-    let mut table = vec![0usize; (rows + 1) * width];
+    // u32 cells halve the table of long sentence pairs; no sentence has 2^32 words.
+    let mut table = vec![0u32; (rows + 1) * width];
     for row in 1..=rows {
         for column in 1..=columns {
             table[row * width + column] = if reference[row - 1] == candidate[column - 1] {

@@ -206,17 +206,17 @@ pub fn run(input: &Value, generation: Generation) -> Result<Value, MechanismErro
 
     let mut per_task = Vec::with_capacity(input.tasks.len());
     for (task_index, task) in input.tasks.iter().enumerate() {
-        let where_ = format!("tasks[{task_index}]");
-        require_finite(task.context_length, &format!("{where_}.context_length"))?;
+        let location = format!("tasks[{task_index}]");
+        require_finite(task.context_length, &format!("{location}.context_length"))?;
         if task.context_length < 0.0 {
             return Err(MechanismError::invalid(format!(
-                "{where_}.context_length must be >= 0, got {}",
+                "{location}.context_length must be >= 0, got {}",
                 task.context_length
             )));
         }
         let bucket_index = generation.bucket_index(task.context_length);
         let bucket = &buckets[bucket_index];
-        let answers = task_answers(task, &where_, n, generation)?;
+        let answers = task_answers(task, &location, n, generation)?;
 
         // score_responses: failures count up, answers reset them; raw = metric * multiplier
         // as Python floats, then a float32 tensor clamped to [0, 1]. The failure penalty is
@@ -435,7 +435,7 @@ fn parse_uid(key: &str, n: usize, what: &str) -> Result<u16, MechanismError> {
 /// once per task).
 fn task_answers<'a>(
     task: &'a Task,
-    where_: &str,
+    location: &str,
     n: usize,
     generation: Generation,
 ) -> Result<Vec<(u16, Answer<'a>)>, MechanismError> {
@@ -443,12 +443,12 @@ fn task_answers<'a>(
     match (&task.responses, &task.accuracies) {
         (Some(_), Some(_)) => {
             return Err(MechanismError::invalid(format!(
-                "{where_} gives both `responses` and `accuracies`; give one"
+                "{location} gives both `responses` and `accuracies`; give one"
             )));
         }
         (Some(responses), None) => {
             for (key, response) in responses {
-                let uid = parse_uid(key, n, &format!("{where_}.responses"))?;
+                let uid = parse_uid(key, n, &format!("{location}.responses"))?;
                 let answer = match response.as_deref() {
                     None | Some("") => Answer::Missing,
                     Some(text) => {
@@ -456,7 +456,7 @@ fn task_answers<'a>(
                             && MATH_DATASETS.contains(&task.dataset.as_str())
                         {
                             return Err(MechanismError::invalid(format!(
-                                "{where_}: dataset `{}` is scored with math_verify, which is \
+                                "{location}: dataset `{}` is scored with math_verify, which is \
                                  not implemented; give `accuracies` instead of `responses`",
                                 task.dataset
                             )));
@@ -469,11 +469,11 @@ fn task_answers<'a>(
         }
         (None, Some(accuracies)) => {
             for (key, accuracy) in accuracies {
-                let uid = parse_uid(key, n, &format!("{where_}.accuracies"))?;
+                let uid = parse_uid(key, n, &format!("{location}.accuracies"))?;
                 let answer = match accuracy {
                     None => Answer::Missing,
                     Some(value) => {
-                        require_finite(*value, &format!("{where_}.accuracies.{key}"))?;
+                        require_finite(*value, &format!("{location}.accuracies.{key}"))?;
                         Answer::Accuracy(*value)
                     }
                 };
@@ -485,7 +485,7 @@ fn task_answers<'a>(
     answers.sort_by_key(|(uid, _)| *uid);
     if answers.windows(2).any(|pair| pair[0].0 == pair[1].0) {
         return Err(MechanismError::invalid(format!(
-            "{where_} names the same uid twice (e.g. \"07\" and \"7\")"
+            "{location} names the same uid twice (e.g. \"07\" and \"7\")"
         )));
     }
     Ok(answers)
