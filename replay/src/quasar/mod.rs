@@ -22,6 +22,14 @@
 //!   `char::is_alphanumeric` or `_`.
 //! - The rouge package's RecursionError on sentence pairs over about 1000 words is not
 //!   emulated.
+//!
+//! Choices where the spec leaves room (upstream pins none of these versions):
+//! - fuzz.ratio follows a current python-Levenshtein (`1 - indel_distance / lensum`), which
+//!   rounds some exact halves differently from `2 * LCS / lensum`.
+//! - numpy scalar promotion follows NumPy 2 (NEP 50) inside `normalize_max_weight`.
+//! - The validators' global scores change only when a task with rewards reaches
+//!   `update_scores`; before that they are the state's `scores` (or zeros).
+//! - Chain defaults when `chain` is absent: `min_allowed_weights` 1, `max_weight_limit` 1.0.
 
 mod metrics;
 mod rewards;
