@@ -266,7 +266,6 @@ fn loosh_examples_reproduce() {
 }
 
 #[test]
-#[ignore = "quasar mechanism not implemented yet"]
 fn quasar_examples_reproduce() {
     check_system("quasar", 14);
 }
