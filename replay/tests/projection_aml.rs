@@ -490,12 +490,14 @@ fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
 }
 
 fn refused(state: &mut <AmlScores as Projection>::State, event: Event, needle: &str) {
+    let before = state.clone();
     let error = AmlScores
         .apply(state, 99, &event)
         .expect_err(needle)
         .to_string();
     assert!(error.contains("event 99"), "{error}");
     assert!(error.contains(needle), "{error} should mention {needle}");
+    assert_eq!(*state, before, "a refused event leaves the state unchanged");
 }
 
 #[test]
@@ -613,4 +615,79 @@ fn events_the_projection_cannot_use_are_refused() {
         input["miners"][&hotkey]["tier2_raw"]["address_of"],
         json!({"a1": "0xabc"})
     );
+}
+
+#[test]
+fn newer_events_replace_older_ones() {
+    let checks: Vec<(&str, f64)> = TIER1_METRICS.iter().map(|metric| (*metric, 1.0)).collect();
+    let components: Vec<(&str, f64)> = TIER2_METRICS.iter().map(|metric| (*metric, 0.5)).collect();
+    let alerts = |prefix: &str, n: usize| -> Vec<(String, f64)> {
+        (0..n)
+            .map(|i| (format!("{prefix}{i}"), 0.1 * i as f64))
+            .collect()
+    };
+    let events = vec![
+        profile(0, &json!({"config": {"flat_period_days": 1}})),
+        metagraph(3, 0),
+        batch("b0", 1, &json!({})),
+        batch("b1", 2, &json!({})),
+        submission("b0", 1, NOW_MS - 3 * DAY_MS - HOUR_MS, &alerts("x", 4)),
+        submission("b1", 1, NOW_MS - HOUR_MS, &alerts("y", 5)),
+        // A second submission to b1 replaces the first.
+        submission("b1", 1, NOW_MS - HOUR_MS, &alerts("z", 3)),
+        evaluation(EVALUATOR_TIER1, "b0", 1, 1.0, checks.clone()),
+        evaluation(EVALUATOR_TIER2, "b0", 1, 1.0, components),
+        reveal("b1", &json!({"labels": {"z0": 1, "z2": 0}})),
+        // The newest label reveal the miner submitted to decides tier 3a.
+        reveal("b0", &json!({"labels": {"x3": 1}})),
+        reveal("b1", &json!({"patterns": {"z1": "dormant"}})),
+        profile(NOW_MS, &json!({})),
+    ];
+    let mut state = fold_all(&events);
+    let input = AmlScores.input(&state).unwrap();
+    let hotkey = account(1).to_ss58();
+    let miner = &input["miners"][&hotkey];
+    assert_eq!(miner["days_since_submission"], json!(3));
+    assert_eq!(
+        miner["tier3a"],
+        json!({"scores": [0.30000000000000004], "labels": [1], "total_alerts": 4})
+    );
+    assert_eq!(
+        miner["tier3b"],
+        json!({"scores": [0.1], "patterns": ["dormant"], "total_alerts": 3})
+    );
+    assert!(miner.get("tier2_raw").is_none() && miner["tier2"].is_object());
+    assert!(
+        input.get("config").is_none(),
+        "the newest profile has no overrides"
+    );
+    // b1 is nobody's checked batch: its submissions are the design ensemble's alert scores.
+    assert_eq!(
+        input["alert_scores"],
+        json!({ hotkey.clone(): {"z0": 0.0, "z1": 0.1, "z2": 0.2} })
+    );
+    // Once b1 is checked too (tier 2 from the raw submission), there is no ensemble batch.
+    AmlScores
+        .apply(
+            &mut state,
+            99,
+            &evaluation(EVALUATOR_TIER1, "b1", 1, 1.0, checks),
+        )
+        .unwrap();
+    let input = AmlScores.input(&state).unwrap();
+    assert!(input.get("alert_scores").is_none());
+    let raw = &input["miners"][&hotkey]["tier2_raw"];
+    assert_eq!(raw["alert_ids"], json!(["z0", "z1", "z2"]));
+    assert_eq!(
+        raw["prev_scores"],
+        json!({"x0": 0.0, "x1": 0.1, "x2": 0.2, "x3": 0.30000000000000004})
+    );
+    // A miner that left the metagraph (its uid has a new hotkey) is no longer scored.
+    let mut replaced = metagraph(3, NOW_MS);
+    if let Payload::MetagraphObserved(observed) = &mut replaced.payload {
+        observed.neurons[1].hotkey = account(77);
+    }
+    AmlScores.apply(&mut state, 100, &replaced).unwrap();
+    let input = AmlScores.input(&state).unwrap();
+    assert_eq!(input["miners"], json!({}));
 }

@@ -16,7 +16,8 @@
 //!   `{"alert_ids": [..], "scores": [..]}` (parallel lists, in submission order). A later
 //!   submission to the same batch replaces the earlier one. The miner's *first* submission
 //!   starts its clock: `days_since_submission` = whole days from the earliest submission
-//!   timestamp to now. `error` outcomes are ignored.
+//!   timestamp to now. `error` outcomes are ignored; a response to a challenge that is not
+//!   an issued batch, or whose hotkey is not its uid's, is refused.
 //! - `ExternalScoreRecorded` from [`SOURCE_CONSENSUS`] (the subnet database's per-alert median
 //!   over all miners): `scores` empty, `extra_json`
 //!   `{"challenge_id": "batch", "consensus": {"alert_id": 0.4}}`; merged into the batch.
@@ -44,6 +45,10 @@
 //! - Design-mode `alert_scores`: when the newest batch is nobody's checked batch (it is still
 //!   being aggregated), the submissions to it, alert -> score (a repeated alert keeps its last
 //!   score).
+//!
+//! Every uid is resolved against the newest metagraph at the event; unknown uids, malformed
+//! JSON text, missing or unknown metrics and references to batches never issued are refused
+//! with `event {seq}: ...` and leave the state unchanged.
 
 use std::collections::BTreeMap;
 
