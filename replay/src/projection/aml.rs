@@ -10,8 +10,8 @@
 //! - `MetagraphObserved`: uid -> hotkey (SS58). Only miners in the newest metagraph are
 //!   scored; uids in other events are resolved against the newest metagraph at that moment.
 //! - `ChallengeIssued` with environment [`ENVIRONMENT`]: a batch; `challenge_id` names it and
-//!   batches are ordered by issue. `extra_json` `{"addresses": {"alert_id": "0x.."}}` (optional)
-//!   gives each alert's address.
+//!   batches are ordered by issue. `extra_json` `{"addresses": {"alert_id": "0x.."}}`
+//!   (optional) gives each alert's address.
 //! - `ResponseReceived` with an `ok` outcome for a batch: the miner's submission, body
 //!   `{"alert_ids": [..], "scores": [..]}` (parallel lists, in submission order). A later
 //!   submission to the same batch replaces the earlier one. The miner's *first* submission
@@ -38,7 +38,8 @@
 //!   the T+30 evolution pattern); later reveals add to earlier ones. Tier 3a of a miner uses
 //!   the batch with the newest label reveal the miner submitted to: its submitted scores of
 //!   the labelled alerts, in submission order, and `total_alerts` = the number of distinct
-//!   alerts in that submission (null when no submitted alert has a label). Tier 3b likewise with patterns.
+//!   alerts in that submission (null when no submitted alert has a label). Tier 3b likewise
+//!   with patterns.
 //! - `EvaluationRecorded` with evaluator [`EVALUATOR_IMMEDIATE`]: the design-mode immediate
 //!   score (`score`) the validator computed in an earlier round; in seq order they form the
 //!   miner's `history`.
@@ -519,9 +520,12 @@ impl Projection for AmlScores {
                             .map(|address| (alert.clone(), json!(address)))
                     })
                     .collect();
+                let scores: Vec<f64> = submission.iter().map(|(_, score)| *score).collect();
+                let alert_ids: Vec<&str> =
+                    submission.iter().map(|(alert, _)| alert.as_str()).collect();
                 let mut raw = json!({
-                    "scores": submission.iter().map(|(_, score)| *score).collect::<Vec<_>>(),
-                    "alert_ids": submission.iter().map(|(alert, _)| alert.as_str()).collect::<Vec<_>>(),
+                    "scores": scores,
+                    "alert_ids": alert_ids,
                     "consensus": consensus,
                     "address_of": address_of,
                 });
