@@ -534,3 +534,34 @@ fn events_the_projection_cannot_use_are_refused() {
     }
     assert_eq!(state, before);
 }
+
+#[test]
+fn the_profile_picks_the_version_and_the_starting_state() {
+    let input: Value = serde_json::from_str(
+        &std::fs::read_to_string(examples_dir().join("quasar_validator_v1.input.json")).unwrap(),
+    )
+    .unwrap();
+    let (mut events, mut compared) = as_events(&input);
+    let starting = json!({
+        "bucket_scores": {"32k": {"1": 0.5, "3": 0.25}, "2M": {"4": 0.125}},
+        "consecutive_failures": {"2": 3},
+    });
+    // A later profile change applies to the whole replay: v2 with a restored state.
+    events.push(Event::new(
+        1_800_000_000_000,
+        Payload::ProfileChanged(ProfileChanged {
+            profile: PROFILE.into(),
+            parameters_json: json!({ "validator": "v2", "state": starting }).to_string(),
+            parameters_hash: Hash([0; 32]),
+        }),
+    ));
+    compared["mode"] = json!("validator_v2");
+    compared["state"] = starting;
+    let mut state = Default::default();
+    fold(&QuasarValidator, &mut state, with_seqs(&events)).unwrap();
+    let input_from_events = QuasarValidator.input(&state).unwrap();
+    assert_eq!(input_from_events["mode"], "validator_v2");
+    let from_json = run_json(&compared).unwrap();
+    assert_eq!(QuasarValidator.output(&state).unwrap(), from_json);
+    assert_eq!(from_json["consecutive_failures"][2], json!(4.0));
+}
