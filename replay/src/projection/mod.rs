@@ -13,6 +13,7 @@
 
 pub mod loosh;
 pub mod omega;
+pub mod quasar;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
