@@ -461,7 +461,9 @@ impl Projection for LooshEvaluate {
                     response.embedding = Some(checked);
                 }
             }
-            Payload::EvaluationRecorded(evaluation) if evaluation.evaluator == EVALUATOR_QUALITY => {
+            Payload::EvaluationRecorded(evaluation)
+                if evaluation.evaluator == EVALUATOR_QUALITY =>
+            {
                 let round = state.round_mut(seq, &evaluation.challenge_id, "a quality score")?;
                 if !evaluation.score.is_finite() {
                     return Err(MechanismError::invalid(format!(
