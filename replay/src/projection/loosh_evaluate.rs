@@ -12,9 +12,10 @@
 //!   axon). A response takes its hotkey and its node-map entry `[ip, coldkey]` from the newest
 //!   metagraph at the time it is received.
 //! - `ChallengeIssued` with environment [`ENVIRONMENT`] opens a round named by its
-//!   `challenge_id`; `prompt` is the prompt text, `target_uids` (when not empty) the miners
-//!   queried. `seed`, `deadline_ms` and `extra_json` are not read. Challenges of other
-//!   environments are ignored.
+//!   `challenge_id`; `prompt` is the prompt text (kept with the round; the mechanism reads
+//!   only its embedding), `target_uids` (when not empty) the miners queried, and a response
+//!   from any other uid is refused. `seed`, `deadline_ms` and `extra_json` are not read.
+//!   Challenges of other environments are ignored.
 //! - `ResponseReceived` with an `ok` outcome for an open round: a miner's answer, `body` the
 //!   text and `latency_ms` the `response_time_ms`. Responses keep the order of their events,
 //!   which is the order the validator collected them. Error outcomes, and responses to
