@@ -12,6 +12,7 @@
 //! witness — depend only on the events folded.
 
 pub mod loosh;
+pub mod loosh_evaluate;
 pub mod omega;
 pub mod quasar;
 
