@@ -332,7 +332,8 @@ fn stream(length: u64) -> Vec<Event> {
                     if next() % 5 == 0 {
                         continue;
                     }
-                    let revision = format!("r{}", next() % 3);
+                    // Now and then a miner commits a new revision.
+                    let revision = if next() % 8 == 0 { "r1" } else { "r0" };
                     // A null first_block among dated miners is an upstream error (the
                     // mechanism's documented TypeError), so the stream dates every miner.
                     let first_block = json!(100 + next() % 50);

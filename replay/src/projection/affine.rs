@@ -24,7 +24,8 @@
 //!   belong to (`seed`, `prompt`, `extra_json` are not needed here).
 //! - `EvaluationRecorded` with evaluator [`EVALUATOR_SAMPLE`]: one per-sample score of the
 //!   uid on the task `challenge_id` (which must have been issued). A miner's samples of an
-//!   environment are kept in seq order.
+//!   environment are kept in seq order; every event is one sample (recording a result twice
+//!   counts it twice, as a repeated sample in the API's list would).
 //! - `ExternalScoreRecorded` from [`SOURCE_COMPLETENESS`]: one environment's completeness as
 //!   the Affine API reports it, a score per uid, with `extra_json`
 //!   `{"environment": "affine:sat", "completed_count": {"3": 480}}` (`completed_count` and
