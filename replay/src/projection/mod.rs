@@ -11,6 +11,7 @@
 //! (`BTreeMap`, `Vec`), so its bincode bytes — and their blake3 hash, the determinism
 //! witness — depend only on the events folded.
 
+pub mod affine;
 pub mod loosh;
 pub mod loosh_evaluate;
 pub mod omega;
