@@ -11,9 +11,12 @@
 //! (`BTreeMap`, `Vec`), so its bincode bytes — and their blake3 hash, the determinism
 //! witness — depend only on the events folded.
 
+pub mod affine;
 pub mod aml;
 pub mod loosh;
+pub mod loosh_evaluate;
 pub mod omega;
+pub mod quasar;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
