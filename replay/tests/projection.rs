@@ -2,25 +2,22 @@
 //! changed checkpoint is refused; and the same data given as events or as the JSON input of
 //! specs/mechanism-io gives the same weights.
 
+mod common;
+
+use common::{account, assert_resume_everywhere, examples_dir};
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::omega::{
     MECHANISM, OmegaTwoPool, SOURCE_BASELINE, SOURCE_MODEL_SCORES, SOURCE_REPUTATION,
 };
-use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold, state_hash};
+use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold};
 use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
 
 /// A deterministic account per index, so fixtures' hotkeys map onto valid SS58 addresses.
-fn account(index: u64) -> AccountId {
-    let mut bytes = *blake3::hash(&index.to_le_bytes()).as_bytes();
-    bytes[0] = 0x42;
-    AccountId(bytes)
-}
-
 fn metagraph(n: u16, block: u64) -> Event {
     let neurons = (0..n)
         .map(|uid| Neuron {
@@ -133,45 +130,7 @@ fn stream(length: u64) -> Vec<Event> {
 
 #[test]
 fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
-    let events = stream(300);
-    let projection = OmegaTwoPool;
-    let mut whole = Default::default();
-    fold(
-        &projection,
-        &mut whole,
-        events.iter().enumerate().map(|(seq, e)| (seq as u64, e)),
-    )
-    .unwrap();
-    let expected = state_hash(&whole).unwrap();
-    for split in 0..=events.len() {
-        let mut first = Default::default();
-        fold(
-            &projection,
-            &mut first,
-            events[..split]
-                .iter()
-                .enumerate()
-                .map(|(seq, e)| (seq as u64, e)),
-        )
-        .unwrap();
-        let checkpoint =
-            ProjectionCheckpoint::capture::<OmegaTwoPool>(&first, split as u64).unwrap();
-        let stored = checkpoint.to_bytes().unwrap();
-        let loaded = ProjectionCheckpoint::from_bytes(&stored).unwrap();
-        assert_eq!(loaded, checkpoint);
-        let mut resumed = loaded.restore::<OmegaTwoPool>().unwrap();
-        fold(
-            &projection,
-            &mut resumed,
-            events[split..]
-                .iter()
-                .enumerate()
-                .map(|(offset, e)| ((split + offset) as u64, e)),
-        )
-        .unwrap();
-        assert_eq!(state_hash(&resumed).unwrap(), expected, "split at {split}");
-        assert_eq!(resumed, whole);
-    }
+    assert_resume_everywhere(&OmegaTwoPool, &stream(300));
 }
 
 #[test]
@@ -220,10 +179,6 @@ fn events_the_projection_cannot_use_are_refused() {
             .to_string()
             .contains("uid 9")
     );
-}
-
-fn examples_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/mechanism-io")
 }
 
 /// The example's data as events, and the example's JSON with its hotkeys replaced by the

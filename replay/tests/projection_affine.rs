@@ -2,25 +2,22 @@
 //! their JSON input gives; checkpoint/resume at any point gives the same state hash; events
 //! the projection cannot use are refused.
 
+mod common;
+
+use common::{account, assert_resume_everywhere, examples_dir, indexed};
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::affine::{
     AffineStagesV2, AffineState, EVALUATOR_SAMPLE, PROFILE, SOURCE_COMMITMENTS, SOURCE_COMPLETENESS,
 };
-use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold, state_hash};
+use weightlog_replay::projection::{Projection, fold};
 use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
 
 /// A deterministic account per index, so fixtures' hotkeys map onto valid SS58 addresses.
-fn account(index: u64) -> AccountId {
-    let mut bytes = *blake3::hash(&index.to_le_bytes()).as_bytes();
-    bytes[0] = 0x42;
-    AccountId(bytes)
-}
-
 /// A metagraph holding `uids`, uid `u` with hotkey `account(hotkey_base + u)`.
 fn metagraph(uids: &[u16], hotkey_base: u64, block: u64) -> Event {
     let neurons = uids
@@ -114,10 +111,6 @@ fn sample(block: u64, challenge_id: &str, uid: u16, score: f64) -> Event {
     )
 }
 
-fn examples_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/mechanism-io")
-}
-
 /// The example's data as events, and the example's JSON with its hotkeys replaced by the
 /// SS58 addresses those events carry (fixture hotkeys are not all valid SS58): uid `u` holds
 /// `account(u)` in the metagraph.
@@ -209,10 +202,6 @@ fn as_events(input: &Value) -> (Vec<Event>, Value) {
         entry["hotkey"] = json!(account(uid).to_ss58());
     }
     (events, remapped)
-}
-
-fn indexed(events: &[Event]) -> impl Iterator<Item = (u64, &Event)> {
-    events.iter().enumerate().map(|(seq, e)| (seq as u64, e))
 }
 
 /// The acceptance test. Every value of the examples is carried exactly (scores and
@@ -405,35 +394,11 @@ fn stream(length: u64) -> Vec<Event> {
 
 #[test]
 fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
-    let events = stream(300);
     let projection = AffineStagesV2;
-    let mut whole = Default::default();
-    fold(&projection, &mut whole, indexed(&events)).unwrap();
+    let whole = assert_resume_everywhere(&projection, &stream(300));
     // The stream leaves data to score, and the state gives a valid input.
     assert!(!whole.commitments.is_empty() && !whole.miners.is_empty());
     projection.output(&whole).unwrap();
-    let expected = state_hash(&whole).unwrap();
-    for split in 0..=events.len() {
-        let mut first = Default::default();
-        fold(&projection, &mut first, indexed(&events[..split])).unwrap();
-        let checkpoint =
-            ProjectionCheckpoint::capture::<AffineStagesV2>(&first, split as u64).unwrap();
-        let stored = checkpoint.to_bytes().unwrap();
-        let loaded = ProjectionCheckpoint::from_bytes(&stored).unwrap();
-        assert_eq!(loaded, checkpoint);
-        let mut resumed = loaded.restore::<AffineStagesV2>().unwrap();
-        fold(
-            &projection,
-            &mut resumed,
-            events[split..]
-                .iter()
-                .enumerate()
-                .map(|(offset, e)| ((split + offset) as u64, e)),
-        )
-        .unwrap();
-        assert_eq!(state_hash(&resumed).unwrap(), expected, "split at {split}");
-        assert_eq!(resumed, whole);
-    }
 }
 
 #[test]

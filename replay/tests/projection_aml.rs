@@ -2,15 +2,18 @@
 //! mechanism input and output as their JSON; checkpoint/resume at any point gives the same
 //! state hash; events the projection cannot use are refused.
 
+mod common;
+
+use common::{account, assert_resume_everywhere, examples_dir};
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Map, Value, json};
 use weightlog_replay::projection::aml::{
     AmlScores, ENVIRONMENT, EVALUATOR_IMMEDIATE, EVALUATOR_TIER1, EVALUATOR_TIER2, PROFILE,
     SOURCE_CONSENSUS, TIER1_METRICS, TIER2_METRICS,
 };
-use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold, state_hash};
+use weightlog_replay::projection::{Projection, fold};
 use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
@@ -20,12 +23,6 @@ const DAY_MS: u64 = 24 * HOUR_MS;
 const NOW_MS: u64 = 1_800_000_000_000;
 
 /// A deterministic account per index, so fixtures' hotkeys map onto valid SS58 addresses.
-fn account(index: u64) -> AccountId {
-    let mut bytes = *blake3::hash(&index.to_le_bytes()).as_bytes();
-    bytes[0] = 0x42;
-    AccountId(bytes)
-}
-
 fn metagraph(n: u16, timestamp_ms: u64) -> Event {
     let neurons = (0..n)
         .map(|uid| Neuron {
@@ -155,10 +152,6 @@ fn reveal(challenge_id: &str, truth: &Value) -> Event {
             truth_json: truth.to_string(),
         }),
     )
-}
-
-fn examples_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/mechanism-io")
 }
 
 fn load(name: &str) -> Value {
@@ -462,27 +455,7 @@ fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
         index += 1;
     }
     assert!(events.len() >= 100, "{} events", events.len());
-    let whole = fold_all(&events);
-    let expected = state_hash(&whole).unwrap();
-    for split in 0..=events.len() {
-        let first = fold_all(&events[..split]);
-        let checkpoint = ProjectionCheckpoint::capture::<AmlScores>(&first, split as u64).unwrap();
-        let stored = checkpoint.to_bytes().unwrap();
-        let loaded = ProjectionCheckpoint::from_bytes(&stored).unwrap();
-        assert_eq!(loaded, checkpoint);
-        let mut resumed = loaded.restore::<AmlScores>().unwrap();
-        fold(
-            &AmlScores,
-            &mut resumed,
-            events[split..]
-                .iter()
-                .enumerate()
-                .map(|(offset, e)| ((split + offset) as u64, e)),
-        )
-        .unwrap();
-        assert_eq!(state_hash(&resumed).unwrap(), expected, "split at {split}");
-        assert_eq!(resumed, whole);
-    }
+    let whole = assert_resume_everywhere(&AmlScores, &events);
     assert_eq!(
         AmlScores.output(&whole).unwrap(),
         run_json(&as_events(&load("gen-aml_design-2")).1).unwrap()

@@ -2,15 +2,18 @@
 //! evaluation as the example's JSON input (after the roundings the event form imposes);
 //! checkpoint/resume at any point gives the same state; unusable events are refused.
 
+mod common;
+
+use common::{account, assert_resume_everywhere, examples_dir};
+
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::loosh::EVALUATOR_EMISSION;
 use weightlog_replay::projection::loosh_evaluate::{
     ENVIRONMENT, EVALUATOR_QUALITY, LooshEvaluate, LooshEvaluateState, PROMPT_EMBEDDING_UID,
 };
-use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold, state_hash};
+use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold};
 use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
@@ -19,16 +22,6 @@ const MODEL: Hash = Hash([7; 32]);
 const T0: u64 = 1_800_000_000_000;
 
 /// A deterministic account per index, so fixtures' hotkeys map onto valid SS58 addresses.
-fn account(index: u64) -> AccountId {
-    let mut bytes = *blake3::hash(&index.to_le_bytes()).as_bytes();
-    bytes[0] = 0x42;
-    AccountId(bytes)
-}
-
-fn examples_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/mechanism-io")
-}
-
 fn neuron(uid: u16, coldkey: AccountId, ip: Option<&str>) -> Neuron {
     Neuron {
         uid,
@@ -482,7 +475,7 @@ fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
     let events = stream(30);
     assert!(events.len() >= 100, "{} events", events.len());
     let projection = LooshEvaluate;
-    let whole = fold_all(&events).unwrap();
+    let whole = assert_resume_everywhere(&projection, &events);
     assert!(
         !whole.rounds.is_empty() && whole.rounds.len() < 30,
         "some rounds closed or aged out, some open"
@@ -490,37 +483,6 @@ fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
     // The newest round evaluates.
     let output = projection.output(&whole).unwrap();
     assert!(output["evaluate"]["status"].is_string(), "{output}");
-    let expected = state_hash(&whole).unwrap();
-    for split in 0..=events.len() {
-        let mut first = LooshEvaluateState::default();
-        fold(
-            &projection,
-            &mut first,
-            events[..split]
-                .iter()
-                .enumerate()
-                .map(|(seq, e)| (seq as u64, e)),
-        )
-        .unwrap();
-        let checkpoint =
-            ProjectionCheckpoint::capture::<LooshEvaluate>(&first, split as u64).unwrap();
-        let stored = checkpoint.to_bytes().unwrap();
-        let loaded = ProjectionCheckpoint::from_bytes(&stored).unwrap();
-        assert_eq!(loaded, checkpoint);
-        let mut resumed = loaded.restore::<LooshEvaluate>().unwrap();
-        assert_eq!(resumed, first, "split at {split}");
-        fold(
-            &projection,
-            &mut resumed,
-            events[split..]
-                .iter()
-                .enumerate()
-                .map(|(offset, e)| ((split + offset) as u64, e)),
-        )
-        .unwrap();
-        assert_eq!(state_hash(&resumed).unwrap(), expected, "split at {split}");
-        assert_eq!(resumed, whole);
-    }
     let mut renamed = ProjectionCheckpoint::capture::<LooshEvaluate>(&whole, 0).unwrap();
     renamed.name = "loosh/weights".into();
     assert!(renamed.restore::<LooshEvaluate>().is_err());

@@ -2,24 +2,20 @@
 //! the same weights as their JSON input; checkpoint/resume at any point gives the same state
 //! hash; events the projection cannot use are refused.
 
-use std::path::Path;
+mod common;
+
+use common::{account, assert_resume_everywhere, examples_dir};
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::quasar::{
     ENVIRONMENT, EVALUATOR_ACCURACY, PROFILE, QuasarValidator, U16_MAX,
 };
-use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold, state_hash};
+use weightlog_replay::projection::{Projection, fold};
 use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
 
 /// A deterministic account per index, so uids map onto valid SS58 addresses.
-fn account(index: u64) -> AccountId {
-    let mut bytes = *blake3::hash(&index.to_le_bytes()).as_bytes();
-    bytes[0] = 0x42;
-    AccountId(bytes)
-}
-
 fn profile(timestamp_ms: u64, parameters: Value) -> Event {
     let parameters = parameters.to_string();
     Event::new(
@@ -132,10 +128,6 @@ fn truth(timestamp_ms: u64, id: &str, expected_output: &str) -> Event {
 
 fn with_seqs(events: &[Event]) -> impl Iterator<Item = (u64, &Event)> {
     events.iter().enumerate().map(|(seq, e)| (seq as u64, e))
-}
-
-fn examples_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/mechanism-io")
 }
 
 /// The example's data as events, and the JSON input to compare against: the example with
@@ -345,32 +337,9 @@ fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
     let events = stream(160);
     assert!(events.len() >= 100);
     let projection = QuasarValidator;
-    let mut whole = Default::default();
-    fold(&projection, &mut whole, with_seqs(&events)).unwrap();
+    let whole = assert_resume_everywhere(&projection, &events);
     assert!(whole.tasks.len() > 10, "the stream has tasks");
     projection.output(&whole).unwrap();
-    let expected = state_hash(&whole).unwrap();
-    for split in 0..=events.len() {
-        let mut first = Default::default();
-        fold(&projection, &mut first, with_seqs(&events[..split])).unwrap();
-        let checkpoint =
-            ProjectionCheckpoint::capture::<QuasarValidator>(&first, split as u64).unwrap();
-        let stored = checkpoint.to_bytes().unwrap();
-        let loaded = ProjectionCheckpoint::from_bytes(&stored).unwrap();
-        assert_eq!(loaded, checkpoint);
-        let mut resumed = loaded.restore::<QuasarValidator>().unwrap();
-        fold(
-            &projection,
-            &mut resumed,
-            events[split..]
-                .iter()
-                .enumerate()
-                .map(|(offset, e)| ((split + offset) as u64, e)),
-        )
-        .unwrap();
-        assert_eq!(state_hash(&resumed).unwrap(), expected, "split at {split}");
-        assert_eq!(resumed, whole);
-    }
 }
 
 fn refused(state: &mut <QuasarValidator as Projection>::State, event: Event, needle: &str) {

@@ -59,6 +59,32 @@ pub fn fold<'a, P: Projection>(
     Ok(())
 }
 
+/// Folds `events` (seqs from 0) with a checkpoint taken after the first `split` of them:
+/// capture, encode, decode, restore, then fold the rest. The state must equal folding them
+/// all at once; this is how replays and tests show that a resume changes nothing.
+pub fn fold_resumed_at<P: Projection>(
+    projection: &P,
+    events: &[Event],
+    split: usize,
+) -> Result<P::State, MechanismError> {
+    let split = split.min(events.len());
+    let mut first = P::State::default();
+    fold(projection, &mut first, seqs(&events[..split], 0))?;
+    let checkpoint = ProjectionCheckpoint::capture::<P>(&first, split as u64)?;
+    let restored = ProjectionCheckpoint::from_bytes(&checkpoint.to_bytes()?)?;
+    let mut state = restored.restore::<P>()?;
+    fold(projection, &mut state, seqs(&events[split..], split as u64))?;
+    Ok(state)
+}
+
+/// `events` paired with consecutive seqs from `first_seq`.
+pub fn seqs(events: &[Event], first_seq: u64) -> impl Iterator<Item = (u64, &Event)> {
+    events
+        .iter()
+        .enumerate()
+        .map(move |(offset, event)| (first_seq + offset as u64, event))
+}
+
 fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
