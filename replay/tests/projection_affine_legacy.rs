@@ -217,9 +217,9 @@ fn as_events(input: &Value) -> (Vec<Event>, Value) {
         }
         // A success total without samples has no event form; the mechanism reads it as 0.
         for (environment, total) in succ {
-            if !entry["cnt"]
+            if entry["cnt"]
                 .get(environment)
-                .is_some_and(|c| c.as_u64() != Some(0))
+                .is_none_or(|c| c.as_u64() == Some(0))
             {
                 assert_eq!(total.as_f64(), Some(0.0), "uid {uid} {environment}");
             }
