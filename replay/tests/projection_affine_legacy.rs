@@ -283,6 +283,11 @@ fn check_equivalent(name: &str, input: &Value) {
     assert_eq!(from_events, from_json, "{name}");
     // The projected succ totals are the example's, bit for bit.
     let projected = AffineEpsParetoLegacy.input(&state).unwrap();
+    assert_eq!(
+        projected["miners"].as_array().unwrap().len(),
+        remapped["miners"].as_array().unwrap().len(),
+        "{name}"
+    );
     for (miner, original) in projected["miners"]
         .as_array()
         .unwrap()
