@@ -12,6 +12,7 @@
 //! witness — depend only on the events folded.
 
 pub mod affine;
+pub mod affine_legacy;
 pub mod aml;
 pub mod loosh;
 pub mod loosh_evaluate;
