@@ -18,6 +18,7 @@ pub mod loosh;
 pub mod loosh_evaluate;
 pub mod omega;
 pub mod quasar;
+pub mod quasar_items;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
