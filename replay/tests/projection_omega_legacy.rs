@@ -149,6 +149,8 @@ fn weight_bits(output: &Value) -> Vec<u64> {
 /// The example has no hotkeys, and every value is carried exactly (scores and weights as f64
 /// bits, blocks as integers), so the JSON is compared as it is.
 fn legacy_as_events(input: &Value) -> Vec<Event> {
+    /// One competition's API answer: `(uid, score)` per entry and the entries' other fields.
+    type Round = (Vec<(u16, f64)>, Vec<Value>);
     let mut events = Vec::new();
     let mut parameters = json!({});
     if let Some(competitions) = input.get("competitions") {
@@ -158,7 +160,7 @@ fn legacy_as_events(input: &Value) -> Vec<Event> {
     let n = input["n"].as_u64().unwrap() as u16;
     events.push(metagraph_of_size(n, 1));
     // competition -> (scores, entries)
-    let mut rounds: BTreeMap<String, (Vec<(u16, f64)>, Vec<Value>)> = BTreeMap::new();
+    let mut rounds: BTreeMap<String, Round> = BTreeMap::new();
     for (uid, entries) in input["all_model_scores"].as_object().unwrap() {
         let uid: u16 = uid.parse().unwrap();
         for entry in entries.as_array().unwrap() {
@@ -214,12 +216,17 @@ fn legacy_winrate_weights_from_events_equal_weights_from_json() {
         assert_eq!(weight_bits(&from_events), weight_bits(&from_json), "{name}");
         assert_eq!(from_events["u16"], from_json["u16"], "{name}");
         assert_eq!(from_events, from_json, "{name}");
-        // And the example's expected weights come out (a sanity check on the example itself).
-        assert_eq!(
-            from_events["weights"].as_array().unwrap().len(),
-            expected["weights"].as_array().unwrap().len(),
-            "{name}"
-        );
+        // And they are the example's expected weights (its float32 tolerance: 8 ulps, u16 +-1).
+        let expected_weights = expected["weights"].as_array().unwrap();
+        let weights = from_events["weights"].as_array().unwrap();
+        assert_eq!(weights.len(), expected_weights.len(), "{name}");
+        for (uid, (ours, theirs)) in weights.iter().zip(expected_weights).enumerate() {
+            let (ours, theirs) = (ours.as_f64().unwrap(), theirs.as_f64().unwrap());
+            assert!(
+                (ours - theirs).abs() <= 1e-6,
+                "{name}: uid {uid}: {ours} vs {theirs}"
+            );
+        }
     }
 }
 

@@ -120,7 +120,7 @@ fn invalid(seq: u64, message: impl std::fmt::Display) -> MechanismError {
     MechanismError::invalid(format!("event {seq}: {message}"))
 }
 
-fn profile_parameters<'a>(event: &'a Event) -> Option<&'a str> {
+fn profile_parameters(event: &Event) -> Option<&str> {
     match &event.payload {
         Payload::LogOpened(opened) if opened.profile == PROFILE => Some(&opened.parameters_json),
         Payload::ProfileChanged(changed) if changed.profile == PROFILE => {
@@ -452,7 +452,7 @@ impl Projection for OmegaLegacyWinrate {
         })?;
         let mut rounds: Vec<(&String, &ModelRound)> = state.model_scores.iter().collect();
         // Newest answer first; seqs are distinct, so the order is total.
-        rounds.sort_by(|a, b| b.1.seq.cmp(&a.1.seq));
+        rounds.sort_by_key(|(_, round)| std::cmp::Reverse(round.seq));
         let mut by_uid: BTreeMap<u16, Vec<Value>> = BTreeMap::new();
         for (competition, round) in rounds {
             for entry in &round.entries {
