@@ -17,6 +17,7 @@ pub mod aml;
 pub mod loosh;
 pub mod loosh_evaluate;
 pub mod omega;
+pub mod omega_legacy;
 pub mod quasar;
 pub mod quasar_items;
 
