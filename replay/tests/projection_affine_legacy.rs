@@ -2,23 +2,18 @@
 //! weights their JSON input gives; checkpoint/resume at any point gives the same state hash;
 //! events the projection cannot use are refused.
 
-use std::path::Path;
+mod common;
+
+use common::{account, assert_resume_everywhere, examples_dir, indexed};
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::affine_legacy::{
     AffineEpsParetoLegacy, AffineLegacyState, EVALUATOR_SAMPLE, PROFILE, SOURCE_MINERS,
 };
-use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold, state_hash};
+use weightlog_replay::projection::{Projection, fold};
 use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
-
-/// A deterministic account per index, so fixtures' hotkeys map onto valid SS58 addresses.
-fn account(index: u64) -> AccountId {
-    let mut bytes = *blake3::hash(&index.to_le_bytes()).as_bytes();
-    bytes[0] = 0x42;
-    AccountId(bytes)
-}
 
 /// A metagraph holding `uids`, uid `u` with hotkey `account(hotkey_base + u)`.
 fn metagraph(uids: &[u16], hotkey_base: u64, block: u64) -> Event {
@@ -115,14 +110,6 @@ fn sample(block: u64, challenge_id: &str, uid: u16, score: f64) -> Event {
             fuel_used: None,
         }),
     )
-}
-
-fn examples_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/mechanism-io")
-}
-
-fn indexed(events: &[Event]) -> impl Iterator<Item = (u64, &Event)> {
-    events.iter().enumerate().map(|(seq, e)| (seq as u64, e))
 }
 
 /// The per-sample scores whose sum, added in order from 0.0, is exactly `succ`: `floor(succ)`
@@ -417,33 +404,10 @@ fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
     let events = stream(300);
     assert!(events.len() >= 100);
     let projection = AffineEpsParetoLegacy;
-    let mut whole = AffineLegacyState::default();
-    fold(&projection, &mut whole, indexed(&events)).unwrap();
+    let whole = assert_resume_everywhere(&projection, &events);
     // The stream leaves data to score, and the state gives a valid input.
     assert!(!whole.miners.is_empty() && !whole.counters.is_empty());
     projection.output(&whole).unwrap();
-    let expected = state_hash(&whole).unwrap();
-    for split in 0..=events.len() {
-        let mut first = AffineLegacyState::default();
-        fold(&projection, &mut first, indexed(&events[..split])).unwrap();
-        let checkpoint =
-            ProjectionCheckpoint::capture::<AffineEpsParetoLegacy>(&first, split as u64).unwrap();
-        let stored = checkpoint.to_bytes().unwrap();
-        let loaded = ProjectionCheckpoint::from_bytes(&stored).unwrap();
-        assert_eq!(loaded, checkpoint);
-        let mut resumed = loaded.restore::<AffineEpsParetoLegacy>().unwrap();
-        fold(
-            &projection,
-            &mut resumed,
-            events[split..]
-                .iter()
-                .enumerate()
-                .map(|(offset, e)| ((split + offset) as u64, e)),
-        )
-        .unwrap();
-        assert_eq!(state_hash(&resumed).unwrap(), expected, "split at {split}");
-        assert_eq!(resumed, whole);
-    }
 }
 
 #[test]

@@ -2,25 +2,21 @@
 //! given as events give the same output as their JSON input; checkpoint/resume at any point
 //! gives the same state; events the projections cannot use are refused.
 
+mod common;
+
+use common::{account, assert_resume_everywhere, examples_dir};
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::omega_legacy::{
     LEGACY_MECHANISM, OmegaLegacyWinrate, OmegaReputation, PROFILE, SOURCE_BASELINE,
     SOURCE_MODEL_SCORES, SOURCE_REPUTATION,
 };
-use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold, state_hash};
+use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold};
 use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
-
-/// A deterministic account per index, so fixtures' hotkeys map onto valid SS58 addresses.
-fn account(index: u64) -> AccountId {
-    let mut bytes = *blake3::hash(&index.to_le_bytes()).as_bytes();
-    bytes[0] = 0x42;
-    AccountId(bytes)
-}
 
 fn metagraph(hotkeys: &[AccountId], block: u64) -> Event {
     let neurons = hotkeys
@@ -108,10 +104,6 @@ fn profile(block: u64, parameters: Value) -> Event {
             parameters_json: parameters,
         }),
     )
-}
-
-fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/mechanism-io")
 }
 
 fn example(name: &str) -> (Value, Value) {
@@ -431,36 +423,12 @@ fn stream(length: u64) -> Vec<Event> {
     events
 }
 
-fn every_split_gives_the_same_state<P: Projection>(projection: &P, events: &[Event]) {
-    let whole = fold_all(projection, events);
-    let expected = state_hash(&whole).unwrap();
-    for split in 0..=events.len() {
-        let first = fold_all(projection, &events[..split]);
-        let checkpoint = ProjectionCheckpoint::capture::<P>(&first, split as u64).unwrap();
-        let stored = checkpoint.to_bytes().unwrap();
-        let loaded = ProjectionCheckpoint::from_bytes(&stored).unwrap();
-        assert_eq!(loaded, checkpoint);
-        let mut resumed = loaded.restore::<P>().unwrap();
-        fold(
-            projection,
-            &mut resumed,
-            events[split..]
-                .iter()
-                .enumerate()
-                .map(|(offset, e)| ((split + offset) as u64, e)),
-        )
-        .unwrap();
-        assert_eq!(state_hash(&resumed).unwrap(), expected, "split at {split}");
-        assert_eq!(resumed, whole, "split at {split}");
-    }
-}
-
 #[test]
 fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
     let events = stream(240);
     assert!(events.len() >= 100);
-    every_split_gives_the_same_state(&OmegaLegacyWinrate, &events);
-    every_split_gives_the_same_state(&OmegaReputation, &events);
+    assert_resume_everywhere(&OmegaLegacyWinrate, &events);
+    assert_resume_everywhere(&OmegaReputation, &events);
     // The folded states are inputs the mechanism runs.
     let legacy = fold_all(&OmegaLegacyWinrate, &events);
     OmegaLegacyWinrate.output(&legacy).unwrap();

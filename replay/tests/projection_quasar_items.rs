@@ -3,23 +3,18 @@
 //! checkpoint/resume at any point gives the same state hash; events the projection cannot use
 //! are refused.
 
-use std::path::Path;
+mod common;
+
+use common::{account, assert_resume_everywhere, examples_dir, indexed};
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::quasar_items::{
     ENVIRONMENT, EVALUATOR_ACCURACY, EVALUATOR_HFA, PROFILE, QuasarItems,
 };
-use weightlog_replay::projection::{Projection, ProjectionCheckpoint, fold, state_hash};
+use weightlog_replay::projection::{Projection, fold};
 use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
-
-/// A deterministic account per index, so uids map onto valid SS58 addresses.
-fn account(index: u64) -> AccountId {
-    let mut bytes = *blake3::hash(&index.to_le_bytes()).as_bytes();
-    bytes[0] = 0x42;
-    AccountId(bytes)
-}
 
 fn profile(timestamp_ms: u64, parameters: Value) -> Event {
     let parameters = parameters.to_string();
@@ -158,14 +153,6 @@ fn truth(timestamp_ms: u64, id: &str, expected_output: &str) -> Event {
             truth_json: json!({ "expected_output": expected_output }).to_string(),
         }),
     )
-}
-
-fn with_seqs(events: &[Event]) -> impl Iterator<Item = (u64, &Event)> {
-    events.iter().enumerate().map(|(seq, e)| (seq as u64, e))
-}
-
-fn examples_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/mechanism-io")
 }
 
 /// The example's data as events. The per-item examples name no hotkeys and no uids; item `i`
@@ -310,7 +297,7 @@ fn quasar_item_rewards_from_events_equal_rewards_from_json() {
         let events = as_events(name, &input);
         let from_json = run_json(&input).unwrap();
         let mut state = Default::default();
-        fold(&QuasarItems, &mut state, with_seqs(&events)).unwrap();
+        fold(&QuasarItems, &mut state, indexed(&events)).unwrap();
         let rebuilt = QuasarItems.input(&state).unwrap();
         if input["mode"] != "hfa" {
             // Every datum is carried exactly: the rebuilt input is the example itself.
@@ -374,7 +361,7 @@ fn hfa_error_responses_are_null_metrics_items() {
         ),
     ];
     let mut state = Default::default();
-    fold(&QuasarItems, &mut state, with_seqs(&events)).unwrap();
+    fold(&QuasarItems, &mut state, indexed(&events)).unwrap();
     let input = QuasarItems.input(&state).unwrap();
     assert_eq!(
         input,
@@ -463,36 +450,13 @@ fn resuming_from_a_checkpoint_at_any_point_gives_the_same_state() {
     let events = stream(160);
     assert!(events.len() >= 100);
     let projection = QuasarItems;
-    let mut whole = Default::default();
-    fold(&projection, &mut whole, with_seqs(&events)).unwrap();
+    let whole = assert_resume_everywhere(&projection, &events);
     assert!(whole.items.len() > 10, "the stream has items");
     assert!(
         projection.output(&whole).unwrap()["rewards"]
             .as_array()
             .is_some_and(|rewards| rewards.len() > 10)
     );
-    let expected = state_hash(&whole).unwrap();
-    for split in 0..=events.len() {
-        let mut first = Default::default();
-        fold(&projection, &mut first, with_seqs(&events[..split])).unwrap();
-        let checkpoint =
-            ProjectionCheckpoint::capture::<QuasarItems>(&first, split as u64).unwrap();
-        let stored = checkpoint.to_bytes().unwrap();
-        let loaded = ProjectionCheckpoint::from_bytes(&stored).unwrap();
-        assert_eq!(loaded, checkpoint);
-        let mut resumed = loaded.restore::<QuasarItems>().unwrap();
-        fold(
-            &projection,
-            &mut resumed,
-            events[split..]
-                .iter()
-                .enumerate()
-                .map(|(offset, e)| ((split + offset) as u64, e)),
-        )
-        .unwrap();
-        assert_eq!(state_hash(&resumed).unwrap(), expected, "split at {split}");
-        assert_eq!(resumed, whole);
-    }
 }
 
 fn refused(state: &mut <QuasarItems as Projection>::State, event: Event, needle: &str) {
