@@ -37,9 +37,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use weightlog_schema::event::{ChallengeIssued, EvaluationRecorded, ExternalScoreRecorded};
 use weightlog_schema::{Event, Payload};
 
-use super::Projection;
+use super::{Projection, hotkeys_by_uid, invalid, parse_extra};
 use crate::MechanismError;
 
 pub const PROFILE: &str = "affine";
@@ -137,14 +138,6 @@ struct CompletenessExtra {
 }
 
 impl AffineState {
-    fn hotkey_of(&self, seq: u64, uid: u16) -> Result<String, MechanismError> {
-        self.hotkeys.get(&uid).cloned().ok_or_else(|| {
-            MechanismError::invalid(format!(
-                "event {seq}: uid {uid} is not in the newest metagraph"
-            ))
-        })
-    }
-
     /// Forgets everything recorded about `uid` except its place in the metagraph.
     fn drop_uid(&mut self, uid: u16) {
         self.commitments.retain(|commitment| commitment.uid != uid);
@@ -157,14 +150,128 @@ impl AffineState {
     }
 }
 
-fn finite(seq: u64, what: &str, value: f64) -> Result<f64, MechanismError> {
+/// `uid`'s hotkey in the newest metagraph (`hotkeys`): a miner's data is only taken for a
+/// uid the chain knows, since the mechanism keys miners by hotkey.
+pub(super) fn hotkey_of(
+    hotkeys: &BTreeMap<u16, String>,
+    seq: u64,
+    uid: u16,
+) -> Result<String, MechanismError> {
+    hotkeys
+        .get(&uid)
+        .cloned()
+        .ok_or_else(|| invalid(seq, format!("uid {uid} is not in the newest metagraph")))
+}
+
+/// `value`, refused unless finite: a NaN or infinity would poison every sum and ranking
+/// the mechanism makes with it.
+pub(super) fn finite(seq: u64, what: &str, value: f64) -> Result<f64, MechanismError> {
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(MechanismError::invalid(format!(
-            "event {seq}: {what} must be a finite number, not {value}"
-        )))
+        Err(invalid(
+            seq,
+            format!("{what} must be a finite number, not {value}"),
+        ))
     }
+}
+
+/// Refuses a profile naming an environment twice (`profile` names the profile in the
+/// message): the mechanism's environment list is a set in a given order.
+pub(super) fn check_unique_environments(
+    seq: u64,
+    profile: &str,
+    environments: &[String],
+) -> Result<(), MechanismError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in environments {
+        if !seen.insert(name) {
+            return Err(invalid(
+                seq,
+                format!("{profile} lists environment `{name}` twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a miner-list event (from `source`) with per-uid scores: its miners are in
+/// `extra_json`, and scores beside them would be silently ignored.
+pub(super) fn check_no_scores(
+    seq: u64,
+    source: &str,
+    external: &ExternalScoreRecorded,
+) -> Result<(), MechanismError> {
+    if !external.scores.is_empty() {
+        return Err(invalid(
+            seq,
+            format!("{source} carries its miners in extra_json; its scores must be empty"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a uid listed twice in one miner list from `source`: a miner has one entry.
+pub(super) fn check_listed_once(
+    seq: u64,
+    source: &str,
+    listed: impl IntoIterator<Item = u16>,
+    uid: u16,
+) -> Result<(), MechanismError> {
+    if listed.into_iter().any(|known| known == uid) {
+        return Err(invalid(seq, format!("{source} lists uid {uid} twice")));
+    }
+    Ok(())
+}
+
+/// Records the environment of an issued challenge (`challenges`: challenge id ->
+/// environment). Re-issuing a challenge is allowed, but not in another environment: its
+/// samples would then count in two places.
+pub(super) fn record_challenge(
+    seq: u64,
+    challenges: &mut BTreeMap<String, String>,
+    challenge: &ChallengeIssued,
+) -> Result<(), MechanismError> {
+    match challenges.get(&challenge.challenge_id) {
+        Some(environment) if *environment != challenge.environment => Err(invalid(
+            seq,
+            format!(
+                "challenge `{}` was issued in environment `{environment}`, not `{}`",
+                challenge.challenge_id, challenge.environment
+            ),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            challenges.insert(
+                challenge.challenge_id.clone(),
+                challenge.environment.clone(),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The environment and score of a per-sample evaluation, after checking its challenge was
+/// issued, its uid is in the newest metagraph and its score is finite: a sample must count
+/// for a known task and miner.
+pub(super) fn sample_of(
+    seq: u64,
+    challenges: &BTreeMap<String, String>,
+    hotkeys: &BTreeMap<u16, String>,
+    evaluation: &EvaluationRecorded,
+) -> Result<(String, f64), MechanismError> {
+    let Some(environment) = challenges.get(&evaluation.challenge_id).cloned() else {
+        return Err(invalid(
+            seq,
+            format!(
+                "sample of uid {} is for challenge `{}`, which was never issued",
+                evaluation.uid, evaluation.challenge_id
+            ),
+        ));
+    };
+    hotkey_of(hotkeys, seq, evaluation.uid)?;
+    let score = finite(seq, "a sample score", evaluation.score)?;
+    Ok((environment, score))
 }
 
 fn profile_of(seq: u64, parameters_json: &str) -> Result<Profile, MechanismError> {
@@ -178,14 +285,7 @@ fn profile_of(seq: u64, parameters_json: &str) -> Result<Profile, MechanismError
             "event {seq}: the affine projection builds mode `{MODE}` only, not `{mode}`"
         )));
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for name in &parameters.environments {
-        if !seen.insert(name) {
-            return Err(MechanismError::invalid(format!(
-                "event {seq}: affine profile lists environment `{name}` twice"
-            )));
-        }
-    }
+    check_unique_environments(seq, "affine profile", &parameters.environments)?;
     if let Some(burn) = parameters.burn_percentage {
         finite(seq, "burn_percentage", burn)?;
     }
@@ -201,14 +301,14 @@ fn profile_of(seq: u64, parameters_json: &str) -> Result<Profile, MechanismError
     })
 }
 
-fn extra_of<T: serde::de::DeserializeOwned>(
+/// An external score's `extra_json` (from `source`) parsed into `T`, with an error naming
+/// the event and the source, since each source has its own `extra_json` shape.
+pub(super) fn extra_of<T: serde::de::DeserializeOwned>(
     seq: u64,
     source: &str,
     extra_json: &str,
 ) -> Result<T, MechanismError> {
-    serde_json::from_str(extra_json).map_err(|error| {
-        MechanismError::invalid(format!("event {seq}: {source} extra_json: {error}"))
-    })
+    parse_extra(seq, &format!("{source} extra_json"), extra_json)
 }
 
 impl Projection for AffineStagesV2 {
@@ -229,18 +329,7 @@ impl Projection for AffineStagesV2 {
                 state.profile = Some(profile_of(seq, &changed.parameters_json)?);
             }
             Payload::MetagraphObserved(metagraph) => {
-                let mut hotkeys = BTreeMap::new();
-                for neuron in &metagraph.neurons {
-                    if hotkeys
-                        .insert(neuron.uid, neuron.hotkey.to_ss58())
-                        .is_some()
-                    {
-                        return Err(MechanismError::invalid(format!(
-                            "event {seq}: the metagraph lists uid {} twice",
-                            neuron.uid
-                        )));
-                    }
-                }
+                let hotkeys = hotkeys_by_uid(seq, metagraph)?;
                 let recorded: Vec<u16> = state
                     .commitments
                     .iter()
@@ -255,22 +344,17 @@ impl Projection for AffineStagesV2 {
                 state.hotkeys = hotkeys;
             }
             Payload::ExternalScoreRecorded(external) if external.source == SOURCE_COMMITMENTS => {
-                if !external.scores.is_empty() {
-                    return Err(MechanismError::invalid(format!(
-                        "event {seq}: {SOURCE_COMMITMENTS} carries its miners in extra_json; \
-                         its scores must be empty"
-                    )));
-                }
+                check_no_scores(seq, SOURCE_COMMITMENTS, external)?;
                 let extra: CommitmentsExtra =
                     extra_of(seq, SOURCE_COMMITMENTS, &external.extra_json)?;
                 let mut commitments: Vec<Commitment> = Vec::with_capacity(extra.miners.len());
                 for entry in extra.miners {
-                    if commitments.iter().any(|known| known.uid == entry.uid) {
-                        return Err(MechanismError::invalid(format!(
-                            "event {seq}: {SOURCE_COMMITMENTS} lists uid {} twice",
-                            entry.uid
-                        )));
-                    }
+                    check_listed_once(
+                        seq,
+                        SOURCE_COMMITMENTS,
+                        commitments.iter().map(|known| known.uid),
+                        entry.uid,
+                    )?;
                     if entry.model_repo.is_empty() || entry.model_revision.is_empty() {
                         return Err(MechanismError::invalid(format!(
                             "event {seq}: uid {} has an empty model_repo or model_revision",
@@ -279,7 +363,7 @@ impl Projection for AffineStagesV2 {
                     }
                     commitments.push(Commitment {
                         uid: entry.uid,
-                        hotkey: state.hotkey_of(seq, entry.uid)?,
+                        hotkey: hotkey_of(&state.hotkeys, seq, entry.uid)?,
                         model_repo: entry.model_repo,
                         model_revision: entry.model_revision,
                         first_block: entry.first_block,
@@ -302,34 +386,11 @@ impl Projection for AffineStagesV2 {
                 state.commitments = commitments;
             }
             Payload::ChallengeIssued(challenge) => {
-                match state.challenges.get(&challenge.challenge_id) {
-                    Some(environment) if *environment != challenge.environment => {
-                        return Err(MechanismError::invalid(format!(
-                            "event {seq}: challenge `{}` was issued in environment `{environment}`, \
-                             not `{}`",
-                            challenge.challenge_id, challenge.environment
-                        )));
-                    }
-                    Some(_) => {}
-                    None => {
-                        state.challenges.insert(
-                            challenge.challenge_id.clone(),
-                            challenge.environment.clone(),
-                        );
-                    }
-                }
+                record_challenge(seq, &mut state.challenges, challenge)?;
             }
             Payload::EvaluationRecorded(evaluation) if evaluation.evaluator == EVALUATOR_SAMPLE => {
-                let Some(environment) = state.challenges.get(&evaluation.challenge_id).cloned()
-                else {
-                    return Err(MechanismError::invalid(format!(
-                        "event {seq}: sample of uid {} is for challenge `{}`, which was never \
-                         issued",
-                        evaluation.uid, evaluation.challenge_id
-                    )));
-                };
-                state.hotkey_of(seq, evaluation.uid)?;
-                let score = finite(seq, "a sample score", evaluation.score)?;
+                let (environment, score) =
+                    sample_of(seq, &state.challenges, &state.hotkeys, evaluation)?;
                 state
                     .miners
                     .entry(evaluation.uid)
@@ -344,7 +405,7 @@ impl Projection for AffineStagesV2 {
                     extra_of(seq, SOURCE_COMPLETENESS, &external.extra_json)?;
                 let mut completeness = BTreeMap::new();
                 for score in &external.scores {
-                    state.hotkey_of(seq, score.uid)?;
+                    hotkey_of(&state.hotkeys, seq, score.uid)?;
                     let value = finite(seq, "completeness", score.score)?;
                     if completeness.insert(score.uid, value).is_some() {
                         return Err(MechanismError::invalid(format!(

@@ -37,13 +37,17 @@
 //! Other events leave the state unchanged; a refused event leaves it as it was. Nothing reads
 //! a clock or draws randomness.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use weightlog_schema::{Event, Payload};
 
-use super::Projection;
+use super::affine::{
+    check_listed_once, check_no_scores, check_unique_environments, extra_of, finite, hotkey_of,
+    record_challenge, sample_of,
+};
+use super::{Projection, hotkeys_by_uid};
 use crate::MechanismError;
 use crate::affine::legacy::{LegacyConfig, PointsSchedule};
 
@@ -143,26 +147,6 @@ struct MinerEntry {
     model_revision: Option<String>,
 }
 
-impl AffineLegacyState {
-    fn hotkey_of(&self, seq: u64, uid: u16) -> Result<String, MechanismError> {
-        self.hotkeys.get(&uid).cloned().ok_or_else(|| {
-            MechanismError::invalid(format!(
-                "event {seq}: uid {uid} is not in the newest metagraph"
-            ))
-        })
-    }
-}
-
-fn finite(seq: u64, what: &str, value: f64) -> Result<f64, MechanismError> {
-    if value.is_finite() {
-        Ok(value)
-    } else {
-        Err(MechanismError::invalid(format!(
-            "event {seq}: {what} must be a finite number, not {value}"
-        )))
-    }
-}
-
 fn profile_of(seq: u64, parameters_json: &str) -> Result<LegacyProfile, MechanismError> {
     let parameters: ProfileParameters = serde_json::from_str(parameters_json).map_err(|error| {
         MechanismError::invalid(format!(
@@ -184,14 +168,7 @@ fn profile_of(seq: u64, parameters_json: &str) -> Result<LegacyProfile, Mechanis
             )));
         }
     }
-    let mut seen = BTreeSet::new();
-    for name in &parameters.envs {
-        if !seen.insert(name) {
-            return Err(MechanismError::invalid(format!(
-                "event {seq}: affine legacy profile lists environment `{name}` twice"
-            )));
-        }
-    }
+    check_unique_environments(seq, "affine legacy profile", &parameters.envs)?;
     if let Some(scale) = parameters.scale {
         finite(seq, "scale", scale)?;
     }
@@ -243,18 +220,7 @@ impl Projection for AffineEpsParetoLegacy {
                 state.profile = Some(profile_of(seq, &changed.parameters_json)?);
             }
             Payload::MetagraphObserved(metagraph) => {
-                let mut hotkeys = BTreeMap::new();
-                for neuron in &metagraph.neurons {
-                    if hotkeys
-                        .insert(neuron.uid, neuron.hotkey.to_ss58())
-                        .is_some()
-                    {
-                        return Err(MechanismError::invalid(format!(
-                            "event {seq}: the metagraph lists uid {} twice",
-                            neuron.uid
-                        )));
-                    }
-                }
+                let hotkeys = hotkeys_by_uid(seq, metagraph)?;
                 let moved = |uid: &u16| state.hotkeys.get(uid) != hotkeys.get(uid);
                 let miners: Vec<LegacyMinerEntry> = state
                     .miners
@@ -273,29 +239,19 @@ impl Projection for AffineEpsParetoLegacy {
                 state.hotkeys = hotkeys;
             }
             Payload::ExternalScoreRecorded(external) if external.source == SOURCE_MINERS => {
-                if !external.scores.is_empty() {
-                    return Err(MechanismError::invalid(format!(
-                        "event {seq}: {SOURCE_MINERS} carries its miners in extra_json; its \
-                         scores must be empty"
-                    )));
-                }
-                let extra: MinersExtra =
-                    serde_json::from_str(&external.extra_json).map_err(|error| {
-                        MechanismError::invalid(format!(
-                            "event {seq}: {SOURCE_MINERS} extra_json: {error}"
-                        ))
-                    })?;
+                check_no_scores(seq, SOURCE_MINERS, external)?;
+                let extra: MinersExtra = extra_of(seq, SOURCE_MINERS, &external.extra_json)?;
                 let mut miners: Vec<LegacyMinerEntry> = Vec::with_capacity(extra.miners.len());
                 for entry in extra.miners {
-                    if miners.iter().any(|known| known.uid == entry.uid) {
-                        return Err(MechanismError::invalid(format!(
-                            "event {seq}: {SOURCE_MINERS} lists uid {} twice",
-                            entry.uid
-                        )));
-                    }
+                    check_listed_once(
+                        seq,
+                        SOURCE_MINERS,
+                        miners.iter().map(|known| known.uid),
+                        entry.uid,
+                    )?;
                     miners.push(LegacyMinerEntry {
                         uid: entry.uid,
-                        hotkey: state.hotkey_of(seq, entry.uid)?,
+                        hotkey: hotkey_of(&state.hotkeys, seq, entry.uid)?,
                         first_block: entry.first_block,
                         active: entry.active,
                         queryable: entry.queryable,
@@ -316,34 +272,11 @@ impl Projection for AffineEpsParetoLegacy {
                 state.miners = miners;
             }
             Payload::ChallengeIssued(challenge) => {
-                match state.challenges.get(&challenge.challenge_id) {
-                    Some(environment) if *environment != challenge.environment => {
-                        return Err(MechanismError::invalid(format!(
-                            "event {seq}: challenge `{}` was issued in environment \
-                             `{environment}`, not `{}`",
-                            challenge.challenge_id, challenge.environment
-                        )));
-                    }
-                    Some(_) => {}
-                    None => {
-                        state.challenges.insert(
-                            challenge.challenge_id.clone(),
-                            challenge.environment.clone(),
-                        );
-                    }
-                }
+                record_challenge(seq, &mut state.challenges, challenge)?;
             }
             Payload::EvaluationRecorded(evaluation) if evaluation.evaluator == EVALUATOR_SAMPLE => {
-                let Some(environment) = state.challenges.get(&evaluation.challenge_id).cloned()
-                else {
-                    return Err(MechanismError::invalid(format!(
-                        "event {seq}: sample of uid {} is for challenge `{}`, which was never \
-                         issued",
-                        evaluation.uid, evaluation.challenge_id
-                    )));
-                };
-                state.hotkey_of(seq, evaluation.uid)?;
-                let score = finite(seq, "a sample score", evaluation.score)?;
+                let (environment, score) =
+                    sample_of(seq, &state.challenges, &state.hotkeys, evaluation)?;
                 let counter = state
                     .counters
                     .entry(evaluation.uid)

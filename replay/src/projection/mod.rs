@@ -21,9 +21,12 @@ pub mod omega_legacy;
 pub mod quasar;
 pub mod quasar_items;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use weightlog_schema::event::MetagraphObserved;
 use weightlog_schema::{Event, Hash};
 
 use crate::MechanismError;
@@ -48,6 +51,67 @@ pub trait Projection {
     fn output(&self, state: &Self::State) -> Result<Value, MechanismError> {
         crate::run_json(&self.input(state)?)
     }
+}
+
+/// An error about the event at `seq`, so a refused log points at the event to look at.
+pub(crate) fn invalid(seq: u64, message: impl std::fmt::Display) -> MechanismError {
+    MechanismError::invalid(format!("event {seq}: {message}"))
+}
+
+/// The SS58 hotkey of every uid of a metagraph whose neurons are listed in uid order (uid
+/// `i` at index `i`), so a projection can index its hotkeys by uid; any other order is
+/// refused rather than silently misattributing responses.
+pub(crate) fn hotkeys_in_uid_order(
+    seq: u64,
+    metagraph: &MetagraphObserved,
+) -> Result<Vec<String>, MechanismError> {
+    for (index, neuron) in metagraph.neurons.iter().enumerate() {
+        if usize::from(neuron.uid) != index {
+            return Err(invalid(
+                seq,
+                format!(
+                    "metagraph neuron {index} has uid {}; neurons must be in uid order",
+                    neuron.uid
+                ),
+            ));
+        }
+    }
+    Ok(metagraph
+        .neurons
+        .iter()
+        .map(|neuron| neuron.hotkey.to_ss58())
+        .collect())
+}
+
+/// uid -> SS58 hotkey of a metagraph, in any neuron order. A uid listed twice is refused:
+/// it would leave which hotkey holds the uid up to the listing order.
+pub(crate) fn hotkeys_by_uid(
+    seq: u64,
+    metagraph: &MetagraphObserved,
+) -> Result<BTreeMap<u16, String>, MechanismError> {
+    let mut hotkeys = BTreeMap::new();
+    for neuron in &metagraph.neurons {
+        if hotkeys
+            .insert(neuron.uid, neuron.hotkey.to_ss58())
+            .is_some()
+        {
+            return Err(invalid(
+                seq,
+                format!("the metagraph lists uid {} twice", neuron.uid),
+            ));
+        }
+    }
+    Ok(hotkeys)
+}
+
+/// An event's JSON text (`what` names it, e.g. `"affine:commitments extra_json"`) parsed
+/// into `T`, with an error naming the event's seq so a refused log points at the event.
+pub(crate) fn parse_extra<T: DeserializeOwned>(
+    seq: u64,
+    what: &str,
+    json: &str,
+) -> Result<T, MechanismError> {
+    serde_json::from_str(json).map_err(|error| invalid(seq, format!("{what}: {error}")))
 }
 
 /// Folds `events` (ascending seqs) into `state`.

@@ -36,10 +36,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use weightlog_schema::event::ResponseOutcome;
+use weightlog_schema::event::{
+    ChallengeIssued, GroundTruthRevealed, ResponseOutcome, ResponseReceived,
+};
 use weightlog_schema::{Event, Payload};
 
-use super::Projection;
+use super::{Projection, hotkeys_in_uid_order, invalid};
 use crate::MechanismError;
 
 pub const PROFILE: &str = "quasar";
@@ -110,10 +112,6 @@ impl QuasarState {
     }
 }
 
-fn invalid(seq: u64, message: impl std::fmt::Display) -> MechanismError {
-    MechanismError::invalid(format!("event {seq}: {message}"))
-}
-
 impl Projection for QuasarValidator {
     type State = QuasarState;
     const NAME: &'static str = "quasar/validator";
@@ -132,32 +130,12 @@ impl Projection for QuasarValidator {
                 set_profile(state, seq, &changed.parameters_json)?;
             }
             Payload::MetagraphObserved(metagraph) => {
-                for (index, neuron) in metagraph.neurons.iter().enumerate() {
-                    if usize::from(neuron.uid) != index {
-                        return Err(invalid(
-                            seq,
-                            format!(
-                                "metagraph neuron {index} has uid {}; neurons must be in uid order",
-                                neuron.uid
-                            ),
-                        ));
-                    }
-                }
-                state.hotkeys = metagraph
-                    .neurons
-                    .iter()
-                    .map(|neuron| neuron.hotkey.to_ss58())
-                    .collect();
+                state.hotkeys = hotkeys_in_uid_order(seq, metagraph)?;
                 state.min_allowed_weights = Some(metagraph.hyperparameters.min_allowed_weights);
                 state.max_weights_limit = Some(metagraph.hyperparameters.max_weights_limit);
             }
             Payload::ChallengeIssued(challenge) if challenge.environment == ENVIRONMENT => {
-                if state.task_index.contains_key(&challenge.challenge_id) {
-                    return Err(invalid(
-                        seq,
-                        format!("challenge `{}` was issued twice", challenge.challenge_id),
-                    ));
-                }
+                check_not_issued(seq, &state.task_index, challenge)?;
                 let extra: TaskExtra = serde_json::from_str(&challenge.extra_json).map_err(|error| {
                     invalid(
                         seq,
@@ -176,17 +154,7 @@ impl Projection for QuasarValidator {
                         ),
                     ));
                 }
-                let mut seen = challenge.target_uids.clone();
-                seen.sort_unstable();
-                if seen.windows(2).any(|pair| pair[0] == pair[1]) {
-                    return Err(invalid(
-                        seq,
-                        format!(
-                            "challenge `{}` targets the same uid twice",
-                            challenge.challenge_id
-                        ),
-                    ));
-                }
+                check_distinct_targets(seq, challenge)?;
                 state
                     .task_index
                     .insert(challenge.challenge_id.clone(), state.tasks.len() as u64);
@@ -205,72 +173,18 @@ impl Projection for QuasarValidator {
                 let Some(task) = state.task_mut(&revealed.challenge_id) else {
                     return Ok(());
                 };
-                let truth: Truth = serde_json::from_str(&revealed.truth_json).map_err(|error| {
-                    invalid(
-                        seq,
-                        format!(
-                            "quasar truth_json must be {{\"expected_output\": \"...\"}}: {error}"
-                        ),
-                    )
-                })?;
-                match &task.expected_output {
-                    Some(known) if *known != truth.expected_output => {
-                        return Err(invalid(
-                            seq,
-                            format!(
-                                "challenge `{}` already has a different expected_output",
-                                revealed.challenge_id
-                            ),
-                        ));
-                    }
-                    _ => task.expected_output = Some(truth.expected_output),
-                }
+                reveal_expected_output(seq, &mut task.expected_output, revealed)?;
             }
             Payload::ResponseReceived(response) => {
                 if !state.task_index.contains_key(&response.challenge_id) {
                     return Ok(());
                 }
-                let hotkey = response.hotkey.to_ss58();
-                match state.hotkeys.get(usize::from(response.uid)) {
-                    Some(known) if *known == hotkey => {}
-                    Some(known) => {
-                        return Err(invalid(
-                            seq,
-                            format!(
-                                "response from uid {} carries hotkey {hotkey}, but the metagraph \
-                                 has {known}",
-                                response.uid
-                            ),
-                        ));
-                    }
-                    None => {
-                        return Err(invalid(
-                            seq,
-                            format!(
-                                "response from uid {} but the metagraph has {} uids",
-                                response.uid,
-                                state.hotkeys.len()
-                            ),
-                        ));
-                    }
-                }
+                check_response_hotkey(seq, &state.hotkeys, response)?;
                 let Some(task) = state.task_mut(&response.challenge_id) else {
                     return Ok(());
                 };
-                check_targeted(seq, task, response.uid)?;
-                if task.responses.contains_key(&response.uid) {
-                    return Err(invalid(
-                        seq,
-                        format!(
-                            "second response of uid {} to challenge `{}`",
-                            response.uid, response.challenge_id
-                        ),
-                    ));
-                }
-                let body = match &response.outcome {
-                    ResponseOutcome::Ok { body } => Some(body.clone()),
-                    ResponseOutcome::Error { .. } => None,
-                };
+                check_targeted(seq, &task.challenge_id, &task.target_uids, response.uid)?;
+                let body = first_response_body(seq, &task.responses, response)?;
                 task.responses.insert(response.uid, body);
             }
             Payload::EvaluationRecorded(evaluation)
@@ -291,7 +205,7 @@ impl Projection for QuasarValidator {
                         ),
                     ));
                 };
-                check_targeted(seq, task, evaluation.uid)?;
+                check_targeted(seq, &task.challenge_id, &task.target_uids, evaluation.uid)?;
                 if task.accuracies.contains_key(&evaluation.uid) {
                     return Err(invalid(
                         seq,
@@ -344,16 +258,135 @@ impl Projection for QuasarValidator {
     }
 }
 
-fn check_targeted(seq: u64, task: &Task, uid: u16) -> Result<(), MechanismError> {
-    if task.target_uids.contains(&uid) {
+/// Refuses a second `ChallengeIssued` for a challenge id already in `task_index`: a
+/// challenge's responses and truths are keyed by its id, so two tasks with one id would mix.
+pub(super) fn check_not_issued(
+    seq: u64,
+    task_index: &BTreeMap<String, u64>,
+    challenge: &ChallengeIssued,
+) -> Result<(), MechanismError> {
+    if task_index.contains_key(&challenge.challenge_id) {
+        return Err(invalid(
+            seq,
+            format!("challenge `{}` was issued twice", challenge.challenge_id),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a challenge that lists a uid twice: results are keyed by (challenge, uid), so a
+/// repeated target would have no place of its own.
+pub(super) fn check_distinct_targets(
+    seq: u64,
+    challenge: &ChallengeIssued,
+) -> Result<(), MechanismError> {
+    let mut seen = challenge.target_uids.clone();
+    seen.sort_unstable();
+    if seen.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(invalid(
+            seq,
+            format!(
+                "challenge `{}` targets the same uid twice",
+                challenge.challenge_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Folds a revealed `truth_json` into a task's `expected_output`. A truth that contradicts
+/// the one already known (carried by the challenge or revealed before) is refused, since
+/// either the scores or the reveal would then be wrong.
+pub(super) fn reveal_expected_output(
+    seq: u64,
+    expected_output: &mut Option<String>,
+    revealed: &GroundTruthRevealed,
+) -> Result<(), MechanismError> {
+    let truth: Truth = serde_json::from_str(&revealed.truth_json).map_err(|error| {
+        invalid(
+            seq,
+            format!("quasar truth_json must be {{\"expected_output\": \"...\"}}: {error}"),
+        )
+    })?;
+    match expected_output {
+        Some(known) if *known != truth.expected_output => Err(invalid(
+            seq,
+            format!(
+                "challenge `{}` already has a different expected_output",
+                revealed.challenge_id
+            ),
+        )),
+        _ => {
+            *expected_output = Some(truth.expected_output);
+            Ok(())
+        }
+    }
+}
+
+/// Refuses a response whose hotkey is not its uid's hotkey in the newest metagraph
+/// (`hotkeys`, indexed by uid): a result must be credited to the miner that sent it.
+pub(super) fn check_response_hotkey(
+    seq: u64,
+    hotkeys: &[String],
+    response: &ResponseReceived,
+) -> Result<(), MechanismError> {
+    let hotkey = response.hotkey.to_ss58();
+    match hotkeys.get(usize::from(response.uid)) {
+        Some(known) if *known == hotkey => Ok(()),
+        Some(known) => Err(invalid(
+            seq,
+            format!(
+                "response from uid {} carries hotkey {hotkey}, but the metagraph has {known}",
+                response.uid
+            ),
+        )),
+        None => Err(invalid(
+            seq,
+            format!(
+                "response from uid {} but the metagraph has {} uids",
+                response.uid,
+                hotkeys.len()
+            ),
+        )),
+    }
+}
+
+/// The response's body (`Some` for an ok outcome, `None` for an error one), after refusing a
+/// second response of the same uid to the same task (`responses`): one answer per miner.
+pub(super) fn first_response_body(
+    seq: u64,
+    responses: &BTreeMap<u16, Option<String>>,
+    response: &ResponseReceived,
+) -> Result<Option<String>, MechanismError> {
+    if responses.contains_key(&response.uid) {
+        return Err(invalid(
+            seq,
+            format!(
+                "second response of uid {} to challenge `{}`",
+                response.uid, response.challenge_id
+            ),
+        ));
+    }
+    Ok(match &response.outcome {
+        ResponseOutcome::Ok { body } => Some(body.clone()),
+        ResponseOutcome::Error { .. } => None,
+    })
+}
+
+/// Refuses a result for a uid the challenge did not target: upstream only scores the miners
+/// it queried.
+pub(super) fn check_targeted(
+    seq: u64,
+    challenge_id: &str,
+    target_uids: &[u16],
+    uid: u16,
+) -> Result<(), MechanismError> {
+    if target_uids.contains(&uid) {
         Ok(())
     } else {
         Err(invalid(
             seq,
-            format!(
-                "uid {uid} answers challenge `{}`, which did not target it",
-                task.challenge_id
-            ),
+            format!("uid {uid} answers challenge `{challenge_id}`, which did not target it"),
         ))
     }
 }

@@ -48,11 +48,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use weightlog_schema::event::ResponseOutcome;
 use weightlog_schema::{Event, Payload};
 
-use super::Projection;
 pub use super::quasar::{ENVIRONMENT, EVALUATOR_ACCURACY};
+use super::quasar::{
+    check_distinct_targets, check_not_issued, check_response_hotkey, check_targeted,
+    first_response_body, reveal_expected_output,
+};
+use super::{Projection, hotkeys_in_uid_order, invalid};
 use crate::MechanismError;
 
 pub const PROFILE: &str = "quasar_items";
@@ -118,12 +121,6 @@ pub struct QuasarItems;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Truth {
-    expected_output: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Parameters {
     mode: String,
     #[serde(default)]
@@ -144,10 +141,6 @@ impl QuasarItemsState {
     }
 }
 
-fn invalid(seq: u64, message: impl std::fmt::Display) -> MechanismError {
-    MechanismError::invalid(format!("event {seq}: {message}"))
-}
-
 impl Projection for QuasarItems {
     type State = QuasarItemsState;
     const NAME: &'static str = "quasar/items";
@@ -166,31 +159,11 @@ impl Projection for QuasarItems {
                 set_profile(state, seq, &changed.parameters_json)
             }
             Payload::MetagraphObserved(metagraph) => {
-                for (index, neuron) in metagraph.neurons.iter().enumerate() {
-                    if usize::from(neuron.uid) != index {
-                        return Err(invalid(
-                            seq,
-                            format!(
-                                "metagraph neuron {index} has uid {}; neurons must be in uid order",
-                                neuron.uid
-                            ),
-                        ));
-                    }
-                }
-                state.hotkeys = metagraph
-                    .neurons
-                    .iter()
-                    .map(|neuron| neuron.hotkey.to_ss58())
-                    .collect();
+                state.hotkeys = hotkeys_in_uid_order(seq, metagraph)?;
                 Ok(())
             }
             Payload::ChallengeIssued(challenge) if challenge.environment == ENVIRONMENT => {
-                if state.task_index.contains_key(&challenge.challenge_id) {
-                    return Err(invalid(
-                        seq,
-                        format!("challenge `{}` was issued twice", challenge.challenge_id),
-                    ));
-                }
+                check_not_issued(seq, &state.task_index, challenge)?;
                 let extra: Map<String, Value> = serde_json::from_str(&challenge.extra_json)
                     .map_err(|error| {
                         invalid(
@@ -208,17 +181,7 @@ impl Projection for QuasarItems {
                         ));
                     }
                 };
-                let mut seen = challenge.target_uids.clone();
-                seen.sort_unstable();
-                if seen.windows(2).any(|pair| pair[0] == pair[1]) {
-                    return Err(invalid(
-                        seq,
-                        format!(
-                            "challenge `{}` targets the same uid twice",
-                            challenge.challenge_id
-                        ),
-                    ));
-                }
+                check_distinct_targets(seq, challenge)?;
                 state
                     .task_index
                     .insert(challenge.challenge_id.clone(), state.tasks.len() as u64);
@@ -235,75 +198,20 @@ impl Projection for QuasarItems {
                 let Some(task) = state.task_mut(&revealed.challenge_id) else {
                     return Ok(());
                 };
-                let truth: Truth = serde_json::from_str(&revealed.truth_json).map_err(|error| {
-                    invalid(
-                        seq,
-                        format!(
-                            "quasar truth_json must be {{\"expected_output\": \"...\"}}: {error}"
-                        ),
-                    )
-                })?;
-                match &task.expected_output {
-                    Some(known) if *known != truth.expected_output => Err(invalid(
-                        seq,
-                        format!(
-                            "challenge `{}` already has a different expected_output",
-                            revealed.challenge_id
-                        ),
-                    )),
-                    _ => {
-                        task.expected_output = Some(truth.expected_output);
-                        Ok(())
-                    }
-                }
+                reveal_expected_output(seq, &mut task.expected_output, revealed)
             }
             Payload::ResponseReceived(response) => {
                 if !state.task_index.contains_key(&response.challenge_id) {
                     return Ok(());
                 }
-                let hotkey = response.hotkey.to_ss58();
-                match state.hotkeys.get(usize::from(response.uid)) {
-                    Some(known) if *known == hotkey => {}
-                    Some(known) => {
-                        return Err(invalid(
-                            seq,
-                            format!(
-                                "response from uid {} carries hotkey {hotkey}, but the metagraph \
-                                 has {known}",
-                                response.uid
-                            ),
-                        ));
-                    }
-                    None => {
-                        return Err(invalid(
-                            seq,
-                            format!(
-                                "response from uid {} but the metagraph has {} uids",
-                                response.uid,
-                                state.hotkeys.len()
-                            ),
-                        ));
-                    }
-                }
+                check_response_hotkey(seq, &state.hotkeys, response)?;
                 let key = (response.challenge_id.clone(), response.uid);
                 let already_scored = state.item_index.contains_key(&key);
                 let Some(task) = state.task_mut(&response.challenge_id) else {
                     return Ok(());
                 };
-                check_targeted(seq, task, response.uid)?;
-                if task.responses.contains_key(&response.uid) {
-                    return Err(invalid(
-                        seq,
-                        format!(
-                            "second response of uid {} to challenge `{}`",
-                            response.uid, response.challenge_id
-                        ),
-                    ));
-                }
-                let body = match &response.outcome {
-                    ResponseOutcome::Ok { body } => Some(body.clone()),
-                    ResponseOutcome::Error { .. } => None,
-                };
+                check_targeted(seq, &task.challenge_id, &task.target_uids, response.uid)?;
+                let body = first_response_body(seq, &task.responses, response)?;
                 if body.is_none() {
                     if already_scored {
                         return Err(invalid(
@@ -336,7 +244,7 @@ impl Projection for QuasarItems {
                         ),
                     ));
                 };
-                check_targeted(seq, task, evaluation.uid)?;
+                check_targeted(seq, &task.challenge_id, &task.target_uids, evaluation.uid)?;
                 if matches!(task.responses.get(&evaluation.uid), Some(None)) {
                     return Err(invalid(
                         seq,
@@ -539,20 +447,6 @@ fn push_item(state: &mut QuasarItemsState, key: (String, u16), outcome: Outcome)
         uid: key.1,
         outcome,
     });
-}
-
-fn check_targeted(seq: u64, task: &Task, uid: u16) -> Result<(), MechanismError> {
-    if task.target_uids.contains(&uid) {
-        Ok(())
-    } else {
-        Err(invalid(
-            seq,
-            format!(
-                "uid {uid} answers challenge `{}`, which did not target it",
-                task.challenge_id
-            ),
-        ))
-    }
 }
 
 fn set_profile(
