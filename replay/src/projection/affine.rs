@@ -40,7 +40,7 @@ use serde_json::{Map, Value, json};
 use weightlog_schema::event::{ChallengeIssued, EvaluationRecorded, ExternalScoreRecorded};
 use weightlog_schema::{Event, Payload};
 
-use super::{Projection, hotkeys_by_uid, invalid, parse_extra};
+use super::{Projection, hotkeys_by_uid, invalid, parse_event_json};
 use crate::MechanismError;
 
 pub const PROFILE: &str = "affine";
@@ -308,7 +308,7 @@ pub(super) fn extra_of<T: serde::de::DeserializeOwned>(
     source: &str,
     extra_json: &str,
 ) -> Result<T, MechanismError> {
-    parse_extra(seq, &format!("{source} extra_json"), extra_json)
+    parse_event_json(seq, &format!("{source} extra_json"), extra_json)
 }
 
 impl Projection for AffineStagesV2 {

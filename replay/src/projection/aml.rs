@@ -58,7 +58,7 @@ use serde_json::{Map, Value, json};
 use weightlog_schema::event::ResponseOutcome;
 use weightlog_schema::{Event, Payload};
 
-use super::Projection;
+use super::{Projection, hotkeys_in_uid_order, invalid, parse_event_json};
 use crate::MechanismError;
 use crate::aml::config::AmlConfig;
 
@@ -169,18 +169,6 @@ struct Truth {
     patterns: Option<BTreeMap<String, String>>,
 }
 
-fn invalid(seq: u64, message: impl std::fmt::Display) -> MechanismError {
-    MechanismError::invalid(format!("event {seq}: {message}"))
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(
-    seq: u64,
-    text: &str,
-    what: &str,
-) -> Result<T, MechanismError> {
-    serde_json::from_str(text).map_err(|error| invalid(seq, format!("{what}: {error}")))
-}
-
 impl AmlState {
     fn hotkey_of(&self, seq: u64, uid: u16) -> Result<String, MechanismError> {
         self.hotkeys
@@ -249,7 +237,7 @@ fn four_metrics(
 }
 
 fn profile_config(seq: u64, parameters_json: &str) -> Result<Option<String>, MechanismError> {
-    let parameters: Parameters = parse_json(seq, parameters_json, "aml profile parameters")?;
+    let parameters: Parameters = parse_event_json(seq, "aml profile parameters", parameters_json)?;
     match parameters.config {
         None | Some(Value::Null) => Ok(None),
         Some(config) => {
@@ -273,20 +261,7 @@ impl Projection for AmlScores {
                 state.config_json = profile_config(seq, &changed.parameters_json)?;
             }
             Payload::MetagraphObserved(metagraph) => {
-                let mut hotkeys = Vec::with_capacity(metagraph.neurons.len());
-                for (index, neuron) in metagraph.neurons.iter().enumerate() {
-                    if usize::from(neuron.uid) != index {
-                        return Err(invalid(
-                            seq,
-                            format!(
-                                "metagraph neuron {index} has uid {}; neurons must be in uid order",
-                                neuron.uid
-                            ),
-                        ));
-                    }
-                    hotkeys.push(neuron.hotkey.to_ss58());
-                }
-                state.hotkeys = hotkeys;
+                state.hotkeys = hotkeys_in_uid_order(seq, metagraph)?;
             }
             Payload::ChallengeIssued(issued) if issued.environment == ENVIRONMENT => {
                 if state.has_batch(&issued.challenge_id) {
@@ -300,7 +275,7 @@ impl Projection for AmlScores {
                         addresses: BTreeMap::new(),
                     }
                 } else {
-                    parse_json(seq, &issued.extra_json, "aml batch extra_json")?
+                    parse_event_json(seq, "aml batch extra_json", &issued.extra_json)?
                 };
                 state.batches.push(Batch {
                     challenge_id: issued.challenge_id.clone(),
@@ -332,7 +307,7 @@ impl Projection for AmlScores {
                         ),
                     ));
                 }
-                let submission: Submission = parse_json(seq, body, "aml submission body")?;
+                let submission: Submission = parse_event_json(seq, "aml submission body", body)?;
                 if submission.alert_ids.len() != submission.scores.len() {
                     return Err(invalid(
                         seq,
@@ -369,7 +344,7 @@ impl Projection for AmlScores {
                     ));
                 }
                 let extra: ConsensusExtra =
-                    parse_json(seq, &external.extra_json, "aml consensus extra_json")?;
+                    parse_event_json(seq, "aml consensus extra_json", &external.extra_json)?;
                 if extra.consensus.values().any(|value| !value.is_finite()) {
                     return Err(invalid(seq, "aml consensus holds a non-finite score"));
                 }
@@ -423,7 +398,7 @@ impl Projection for AmlScores {
                     .push(evaluation.score);
             }
             Payload::GroundTruthRevealed(revealed) => {
-                let truth: Truth = parse_json(seq, &revealed.truth_json, "aml truth_json")?;
+                let truth: Truth = parse_event_json(seq, "aml truth_json", &revealed.truth_json)?;
                 if truth.labels.is_none() && truth.patterns.is_none() {
                     return Err(invalid(
                         seq,

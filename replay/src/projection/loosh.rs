@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use weightlog_schema::event::{ResponseOutcome, SubmissionOutcome};
 use weightlog_schema::{Event, Payload};
 
-use super::Projection;
+use super::{Projection, parse_event_json};
 use crate::MechanismError;
 
 pub const PROFILE: &str = "loosh";
@@ -240,9 +240,7 @@ impl Projection for LooshWeights {
 }
 
 fn profile_alpha(seq: u64, parameters_json: &str) -> Result<Option<f64>, MechanismError> {
-    let parameters: Value = serde_json::from_str(parameters_json).map_err(|error| {
-        MechanismError::invalid(format!("event {seq}: profile parameters: {error}"))
-    })?;
+    let parameters: Value = parse_event_json(seq, "profile parameters", parameters_json)?;
     match parameters.get("alpha") {
         None | Some(Value::Null) => Ok(None),
         Some(value) => value.as_f64().map(Some).ok_or_else(|| {

@@ -44,8 +44,8 @@ use serde_json::{Map, Value, json};
 use weightlog_schema::event::{EmbeddingComputed, ResponseOutcome};
 use weightlog_schema::{Event, Hash, Payload};
 
-use super::Projection;
 use super::loosh::EVALUATOR_EMISSION;
+use super::{Projection, parse_event_json};
 use crate::MechanismError;
 use crate::loosh::EvaluateConfig;
 
@@ -207,9 +207,7 @@ fn check_embedding(
 }
 
 fn profile_config(seq: u64, parameters_json: &str) -> Result<Option<String>, MechanismError> {
-    let parameters: Value = serde_json::from_str(parameters_json).map_err(|error| {
-        MechanismError::invalid(format!("event {seq}: profile parameters: {error}"))
-    })?;
+    let parameters: Value = parse_event_json(seq, "profile parameters", parameters_json)?;
     match parameters.get(PARAMETER_CONFIG) {
         None | Some(Value::Null) => Ok(None),
         Some(config @ Value::Object(_)) => {

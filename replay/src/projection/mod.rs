@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use weightlog_schema::event::MetagraphObserved;
-use weightlog_schema::{Event, Hash};
+use weightlog_schema::{Event, Hash, Payload};
 
 use crate::MechanismError;
 
@@ -70,7 +70,8 @@ pub(crate) fn hotkeys_in_uid_order(
             return Err(invalid(
                 seq,
                 format!(
-                    "metagraph neuron {index} has uid {}; neurons must be in uid order",
+                    "metagraph neuron {index} has uid {}; neurons must be in uid order \
+                     (listed by uid 0..n)",
                     neuron.uid
                 ),
             ));
@@ -104,14 +105,27 @@ pub(crate) fn hotkeys_by_uid(
     Ok(hotkeys)
 }
 
-/// An event's JSON text (`what` names it, e.g. `"affine:commitments extra_json"`) parsed
-/// into `T`, with an error naming the event's seq so a refused log points at the event.
-pub(crate) fn parse_extra<T: DeserializeOwned>(
+/// An event's JSON text (`extra_json`, `parameters_json`, ...; `what` names it in the error,
+/// e.g. `"profile parameters"`) parsed into `T`, with an error naming the event's seq so a
+/// refused log points at the event.
+pub(crate) fn parse_event_json<T: DeserializeOwned>(
     seq: u64,
     what: &str,
     json: &str,
 ) -> Result<T, MechanismError> {
     serde_json::from_str(json).map_err(|error| invalid(seq, format!("{what}: {error}")))
+}
+
+/// The `parameters_json` of a `LogOpened` or `ProfileChanged` event for `profile`, and
+/// `None` for any other event: a projection reads only its own profile's parameters.
+pub(crate) fn profile_parameters<'a>(event: &'a Event, profile: &str) -> Option<&'a str> {
+    match &event.payload {
+        Payload::LogOpened(opened) if opened.profile == profile => Some(&opened.parameters_json),
+        Payload::ProfileChanged(changed) if changed.profile == profile => {
+            Some(&changed.parameters_json)
+        }
+        _ => None,
+    }
 }
 
 /// Folds `events` (ascending seqs) into `state`.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use weightlog_schema::{Event, Payload};
 
-use super::Projection;
+use super::{Projection, parse_event_json};
 use crate::MechanismError;
 
 pub const SOURCE_MODEL_SCORES: &str = "omega:model_scores";
@@ -60,11 +60,11 @@ struct CompetitionExtra {
 }
 
 fn competition_extra(seq: u64, text: &str) -> Result<CompetitionExtra, MechanismError> {
-    serde_json::from_str(text).map_err(|error| {
-        MechanismError::invalid(format!(
-            "event {seq}: extra_json must hold `competition_id` (and for a baseline, `baseline`): {error}"
-        ))
-    })
+    parse_event_json(
+        seq,
+        "extra_json must hold `competition_id` (and for a baseline, `baseline`)",
+        text,
+    )
 }
 
 impl Projection for OmegaTwoPool {
@@ -172,9 +172,7 @@ impl Projection for OmegaTwoPool {
 }
 
 fn profile_competition(seq: u64, parameters_json: &str) -> Result<Option<String>, MechanismError> {
-    let parameters: Value = serde_json::from_str(parameters_json).map_err(|error| {
-        MechanismError::invalid(format!("event {seq}: profile parameters: {error}"))
-    })?;
+    let parameters: Value = parse_event_json(seq, "profile parameters", parameters_json)?;
     match parameters.get("competition_id") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(competition)) => Ok(Some(competition.clone())),

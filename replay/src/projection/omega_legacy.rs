@@ -44,13 +44,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use weightlog_schema::event::{ExternalScoreRecorded, MetagraphObserved, WeightsComputed};
+use weightlog_schema::event::{ExternalScoreRecorded, WeightsComputed};
 use weightlog_schema::{Event, Payload};
 
-use super::Projection;
 pub use super::omega::{
     DEFAULT_COMPETITION, PROFILE, SOURCE_BASELINE, SOURCE_MODEL_SCORES, SOURCE_REPUTATION,
 };
+use super::{Projection, hotkeys_in_uid_order, invalid, parse_event_json, profile_parameters};
 use crate::MechanismError;
 
 /// The `mechanism` of the legacy win-rate `WeightsComputed` events.
@@ -116,23 +116,8 @@ pub struct OmegaLegacyWinrate;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OmegaReputation;
 
-fn invalid(seq: u64, message: impl std::fmt::Display) -> MechanismError {
-    MechanismError::invalid(format!("event {seq}: {message}"))
-}
-
-fn profile_parameters(event: &Event) -> Option<&str> {
-    match &event.payload {
-        Payload::LogOpened(opened) if opened.profile == PROFILE => Some(&opened.parameters_json),
-        Payload::ProfileChanged(changed) if changed.profile == PROFILE => {
-            Some(&changed.parameters_json)
-        }
-        _ => None,
-    }
-}
-
 fn parse_parameters(seq: u64, parameters_json: &str) -> Result<Value, MechanismError> {
-    let parameters: Value = serde_json::from_str(parameters_json)
-        .map_err(|error| invalid(seq, format!("profile parameters: {error}")))?;
+    let parameters: Value = parse_event_json(seq, "profile parameters", parameters_json)?;
     if !parameters.is_object() {
         return Err(invalid(seq, "profile parameters must be a JSON object"));
     }
@@ -194,32 +179,6 @@ fn profile_competition(seq: u64, parameters: &Value) -> Result<Option<String>, M
     }
 }
 
-/// The SS58 hotkeys of a metagraph, after checking its neurons are listed by uid `0..n`.
-fn metagraph_hotkeys(
-    seq: u64,
-    metagraph: &MetagraphObserved,
-) -> Result<Vec<String>, MechanismError> {
-    metagraph
-        .neurons
-        .iter()
-        .enumerate()
-        .map(|(position, neuron)| {
-            if usize::from(neuron.uid) != position {
-                Err(invalid(
-                    seq,
-                    format!(
-                        "metagraph neuron {position} has uid {}; neurons must be listed by uid \
-                         0..n",
-                        neuron.uid
-                    ),
-                ))
-            } else {
-                Ok(neuron.hotkey.to_ss58())
-            }
-        })
-        .collect()
-}
-
 /// `competition_id` of a model-scores or baseline event.
 fn extra_competition(seq: u64, extra: &Value) -> Result<String, MechanismError> {
     match extra.get("competition_id") {
@@ -232,8 +191,7 @@ fn extra_competition(seq: u64, extra: &Value) -> Result<String, MechanismError> 
 }
 
 fn parse_extra(seq: u64, external: &ExternalScoreRecorded) -> Result<Value, MechanismError> {
-    let extra: Value = serde_json::from_str(&external.extra_json)
-        .map_err(|error| invalid(seq, format!("extra_json is not JSON: {error}")))?;
+    let extra: Value = parse_event_json(seq, "extra_json is not JSON", &external.extra_json)?;
     if !extra.is_object() {
         return Err(invalid(seq, "extra_json must be a JSON object"));
     }
@@ -422,14 +380,14 @@ impl Projection for OmegaLegacyWinrate {
         seq: u64,
         event: &Event,
     ) -> Result<(), MechanismError> {
-        if let Some(parameters_json) = profile_parameters(event) {
+        if let Some(parameters_json) = profile_parameters(event, PROFILE) {
             let parameters = parse_parameters(seq, parameters_json)?;
             state.competitions = profile_competitions(seq, &parameters)?;
             return Ok(());
         }
         match &event.payload {
             Payload::MetagraphObserved(metagraph) => {
-                let hotkeys = metagraph_hotkeys(seq, metagraph)?;
+                let hotkeys = hotkeys_in_uid_order(seq, metagraph)?;
                 state.n = Some(hotkeys.len() as u64);
             }
             Payload::ExternalScoreRecorded(external) if external.source == SOURCE_MODEL_SCORES => {
@@ -500,14 +458,14 @@ impl Projection for OmegaReputation {
         seq: u64,
         event: &Event,
     ) -> Result<(), MechanismError> {
-        if let Some(parameters_json) = profile_parameters(event) {
+        if let Some(parameters_json) = profile_parameters(event, PROFILE) {
             let parameters = parse_parameters(seq, parameters_json)?;
             state.competition_id = profile_competition(seq, &parameters)?;
             return Ok(());
         }
         match &event.payload {
             Payload::MetagraphObserved(metagraph) => {
-                state.hotkeys = Some(metagraph_hotkeys(seq, metagraph)?);
+                state.hotkeys = Some(hotkeys_in_uid_order(seq, metagraph)?);
             }
             Payload::ExternalScoreRecorded(external) => match external.source.as_str() {
                 SOURCE_MODEL_SCORES => {
