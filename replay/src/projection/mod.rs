@@ -20,6 +20,7 @@ pub mod omega;
 pub mod omega_legacy;
 pub mod quasar;
 pub mod quasar_items;
+pub mod registry;
 
 use std::collections::BTreeMap;
 
