@@ -2,7 +2,7 @@
 //!
 //! How an omega validator records its inputs (the event conventions this fold reads):
 //! - `LogOpened` / `ProfileChanged` with profile `omega`: `parameters_json` may set
-//!   `competition_id` (default `v4`, upstream COMPETITION_SCHEDULE[0]).
+//!   `competition_id` (default `v4`, upstream `COMPETITION_SCHEDULE[0]`).
 //! - `MetagraphObserved`: the uids and their hotkeys.
 //! - `ExternalScoreRecorded` from source [`SOURCE_MODEL_SCORES`], `extra_json`
 //!   `{"competition_id": "v4"}`: one scoring round of one competition, a score per uid that
@@ -28,7 +28,7 @@ pub const SOURCE_BASELINE: &str = "omega:baseline";
 pub const SOURCE_REPUTATION: &str = "omega:reputation";
 /// The `mechanism` of omega's `WeightsComputed` events.
 pub const MECHANISM: &str = "omega/two_pool";
-/// Upstream COMPETITION_SCHEDULE[0].
+/// Upstream `COMPETITION_SCHEDULE[0]`.
 pub const DEFAULT_COMPETITION: &str = "v4";
 pub const PROFILE: &str = "omega";
 
