@@ -1,7 +1,7 @@
 //! The Merkle tree of the log: RFC 6962 / RFC 9162 shape, blake3 instead of SHA-256.
 //!
 //! MTH({}) = blake3(""), MTH({d}) = leaf_hash(d), and for n > 1 with k the largest power of
-//! two strictly less than n, MTH(D[n]) = node_hash(MTH(D[0:k]), MTH(D[k:n])).
+//! two strictly less than n, MTH(D\[n\]) = node_hash(MTH(D\[0:k\]), MTH(D\[k:n\])).
 //!
 //! Storage only ever holds *perfect aligned* subtrees: the root of the 2^level leaves
 //! `[index << level, (index + 1) << level)`, which is immutable once its last leaf is appended.
@@ -44,7 +44,7 @@ fn is_reachable_range(start: u64, end: u64) -> bool {
     }
 }
 
-/// MTH(D[start:end]) built from the perfect aligned subtrees it is made of.
+/// MTH(D\[start:end\]) built from the perfect aligned subtrees it is made of.
 ///
 /// Precondition: `start == end` (the empty tree), or `[start, end)` is a range the RFC
 /// recursion from a prefix `[0, n)` reaches, which means `start` is a multiple of the

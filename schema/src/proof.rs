@@ -83,7 +83,7 @@ impl From<ProofGenError<Infallible>> for ProofError {
 
 /// Proof that the leaf at `leaf_index` is in the tree of `tree_size` leaves: the RFC 9162
 /// audit path, sibling hashes from the leaf up to the root. In JSON the hashes are hex
-/// strings, as [`Hash`] serializes itself.
+/// strings, as [`Hash`](struct@crate::Hash) serializes itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InclusionProof {
     pub leaf_index: u64,
@@ -100,7 +100,7 @@ pub struct ConsistencyProof {
     pub path: Vec<Hash>,
 }
 
-/// The RFC 9162 audit path PATH(m, D[n]) for `leaf_index` m in the tree of `tree_size` n
+/// The RFC 9162 audit path PATH(m, D\[n\]) for `leaf_index` m in the tree of `tree_size` n
 /// leaves, built from perfect subtrees of `src`. Only subtrees inside `[0, tree_size)` are
 /// read, so `src` may hold a larger tree.
 pub fn inclusion_proof<S: SubtreeSource>(
@@ -137,7 +137,7 @@ pub fn inclusion_proof<S: SubtreeSource>(
     })
 }
 
-/// The RFC 9162 consistency path PROOF(m, D[n]) from the tree of `old_size` m leaves to the
+/// The RFC 9162 consistency path PROOF(m, D\[n\]) from the tree of `old_size` m leaves to the
 /// tree of `new_size` n leaves, built from perfect subtrees of `src`. Only subtrees inside
 /// `[0, new_size)` are read.
 ///

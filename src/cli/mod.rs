@@ -2,7 +2,7 @@
 //! in `log_commands.rs`, `proof_commands.rs` or `key_commands.rs`.
 //!
 //! **API Boundary:** everything here is untrusted input; errors become one clear line on
-//! stderr and a non-zero exit code (see [`ExitCode`]).
+//! stderr and a non-zero exit code ([`EXIT_ERROR`], [`EXIT_INVALID`]).
 
 mod key_commands;
 mod log_commands;
