@@ -64,6 +64,30 @@ fn every_example_runs_through_the_binary() {
     }
 }
 
+/// The two upstream failures the spec documents come out as error objects too.
+#[test]
+fn documented_upstream_failures_print_an_error_object() {
+    let omega = br#"{"mode":"two_pool","n":3,"hotkeys":["a","b","c"],"all_model_scores":{},"baseline":0.5}"#;
+    let (code, output, _) = run(omega);
+    assert_eq!(code, 1);
+    assert!(
+        output["error"].as_str().unwrap().contains("uid 111"),
+        "{output}"
+    );
+
+    let mut affine: Value = serde_json::from_slice(
+        &std::fs::read(examples_dir().join("gen-affine_stages_v2-1.input.json")).unwrap(),
+    )
+    .unwrap();
+    affine["miners"][1]["first_block"] = Value::Null;
+    let (code, output, _) = run(affine.to_string().as_bytes());
+    assert_eq!(code, 1);
+    assert!(
+        output["error"].as_str().unwrap().contains("first_block"),
+        "{output}"
+    );
+}
+
 #[test]
 fn bad_input_prints_an_error_object_and_exits_non_zero() {
     for (input, needle) in [
