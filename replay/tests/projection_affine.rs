@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir, indexed};
+use common::{account, assert_resume_everywhere, examples_dir, hyperparameters, indexed};
 
 use std::collections::BTreeMap;
 
@@ -17,7 +17,6 @@ use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
 
-/// A deterministic account per index, so fixtures' hotkeys map onto valid SS58 addresses.
 /// A metagraph holding `uids`, uid `u` with hotkey `account(hotkey_base + u)`.
 fn metagraph(uids: &[u16], hotkey_base: u64, block: u64) -> Event {
     let neurons = uids
@@ -41,16 +40,7 @@ fn metagraph(uids: &[u16], hotkey_base: u64, block: u64) -> Event {
             block_hash: Hash([1; 32]),
             spec_version: 393,
             neurons,
-            hyperparameters: WeightHyperparameters {
-                tempo: 360,
-                min_allowed_weights: 1,
-                max_weights_limit: 65535,
-                weights_version_key: 1,
-                weights_rate_limit_blocks: 100,
-                commit_reveal_enabled: false,
-                reveal_period_epochs: 1,
-                commit_reveal_version: 4,
-            },
+            hyperparameters: hyperparameters(),
         }),
     )
 }

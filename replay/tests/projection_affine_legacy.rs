@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir, indexed};
+use common::{account, assert_resume_everywhere, examples_dir, hyperparameters, indexed};
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::affine_legacy::{
@@ -38,16 +38,7 @@ fn metagraph(uids: &[u16], hotkey_base: u64, block: u64) -> Event {
             block_hash: Hash([1; 32]),
             spec_version: 393,
             neurons,
-            hyperparameters: WeightHyperparameters {
-                tempo: 360,
-                min_allowed_weights: 1,
-                max_weights_limit: 65535,
-                weights_version_key: 1,
-                weights_rate_limit_blocks: 100,
-                commit_reveal_enabled: false,
-                reveal_period_epochs: 1,
-                commit_reveal_version: 4,
-            },
+            hyperparameters: hyperparameters(),
         }),
     )
 }

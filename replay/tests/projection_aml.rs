@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir};
+use common::{account, assert_resume_everywhere, examples_dir, hyperparameters};
 
 use std::collections::BTreeMap;
 
@@ -22,7 +22,6 @@ const HOUR_MS: u64 = 3_600_000;
 const DAY_MS: u64 = 24 * HOUR_MS;
 const NOW_MS: u64 = 1_800_000_000_000;
 
-/// A deterministic account per index, so fixtures' hotkeys map onto valid SS58 addresses.
 fn metagraph(n: u16, timestamp_ms: u64) -> Event {
     let neurons = (0..n)
         .map(|uid| Neuron {
@@ -44,16 +43,7 @@ fn metagraph(n: u16, timestamp_ms: u64) -> Event {
             block_hash: Hash([1; 32]),
             spec_version: 393,
             neurons,
-            hyperparameters: WeightHyperparameters {
-                tempo: 360,
-                min_allowed_weights: 1,
-                max_weights_limit: 65535,
-                weights_version_key: 1,
-                weights_rate_limit_blocks: 100,
-                commit_reveal_enabled: false,
-                reveal_period_epochs: 1,
-                commit_reveal_version: 4,
-            },
+            hyperparameters: hyperparameters(),
         }),
     )
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir};
+use common::{account, assert_resume_everywhere, examples_dir, hyperparameters};
 
 use std::collections::BTreeMap;
 
@@ -21,7 +21,6 @@ use weightlog_schema::event::*;
 const MODEL: Hash = Hash([7; 32]);
 const T0: u64 = 1_800_000_000_000;
 
-/// A deterministic account per index, so fixtures' hotkeys map onto valid SS58 addresses.
 fn neuron(uid: u16, coldkey: AccountId, ip: Option<&str>) -> Neuron {
     Neuron {
         uid,
@@ -49,16 +48,7 @@ fn metagraph(timestamp_ms: u64, block: u64, neurons: Vec<Neuron>) -> Event {
             block_hash: Hash([1; 32]),
             spec_version: 393,
             neurons,
-            hyperparameters: WeightHyperparameters {
-                tempo: 360,
-                min_allowed_weights: 1,
-                max_weights_limit: 65535,
-                weights_version_key: 1,
-                weights_rate_limit_blocks: 100,
-                commit_reveal_enabled: false,
-                reveal_period_epochs: 1,
-                commit_reveal_version: 4,
-            },
+            hyperparameters: hyperparameters(),
         }),
     )
 }

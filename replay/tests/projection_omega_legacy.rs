@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir};
+use common::{account, assert_resume_everywhere, examples_dir, hyperparameters};
 
 use std::collections::BTreeMap;
 
@@ -41,16 +41,7 @@ fn metagraph(hotkeys: &[AccountId], block: u64) -> Event {
             block_hash: Hash([1; 32]),
             spec_version: 393,
             neurons,
-            hyperparameters: WeightHyperparameters {
-                tempo: 360,
-                min_allowed_weights: 1,
-                max_weights_limit: 65535,
-                weights_version_key: 1,
-                weights_rate_limit_blocks: 100,
-                commit_reveal_enabled: false,
-                reveal_period_epochs: 1,
-                commit_reveal_version: 4,
-            },
+            hyperparameters: hyperparameters(),
         }),
     )
 }

@@ -15,7 +15,6 @@ use weightlog_replay::run_json;
 use weightlog_schema::Hash;
 use weightlog_schema::event::*;
 
-/// A deterministic account per index, so uids map onto valid SS58 addresses.
 fn profile(timestamp_ms: u64, parameters: Value) -> Event {
     let parameters = parameters.to_string();
     Event::new(

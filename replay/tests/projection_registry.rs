@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{account, indexed};
+use common::{account, hyperparameters, indexed};
 use serde_json::json;
 use weightlog_replay::projection::omega::{OmegaTwoPool, SOURCE_BASELINE, SOURCE_MODEL_SCORES};
 use weightlog_replay::projection::registry::{for_genesis, for_profile};
@@ -91,16 +91,7 @@ fn omega_log() -> Vec<Event> {
             block_hash: Hash([2; 32]),
             spec_version: 393,
             neurons,
-            hyperparameters: WeightHyperparameters {
-                tempo: 360,
-                min_allowed_weights: 1,
-                max_weights_limit: 65535,
-                weights_version_key: 1,
-                weights_rate_limit_blocks: 100,
-                commit_reveal_enabled: false,
-                reveal_period_epochs: 1,
-                commit_reveal_version: 4,
-            },
+            hyperparameters: hyperparameters(),
         }),
     );
     let external =

@@ -37,3 +37,17 @@ pub fn assert_resume_everywhere<P: Projection>(projection: &P, events: &[Event])
     }
     whole
 }
+
+/// Weight hyper-parameters of an ordinary subnet, for metagraphs built in tests.
+pub fn hyperparameters() -> weightlog_schema::event::WeightHyperparameters {
+    weightlog_schema::event::WeightHyperparameters {
+        tempo: 360,
+        min_allowed_weights: 1,
+        max_weights_limit: 65535,
+        weights_version_key: 1,
+        weights_rate_limit_blocks: 100,
+        commit_reveal_enabled: false,
+        reveal_period_epochs: 1,
+        commit_reveal_version: 4,
+    }
+}
