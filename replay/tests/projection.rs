@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir, hyperparameters};
+use common::{account, assert_resume_everywhere, examples_dir, external, hyperparameters};
 
 use std::collections::BTreeMap;
 
@@ -39,21 +39,6 @@ fn metagraph(n: u16, block: u64) -> Event {
             spec_version: 393,
             neurons,
             hyperparameters: hyperparameters(),
-        }),
-    )
-}
-
-fn external(source: &str, block: u64, scores: Vec<(u16, f64)>, extra: Value) -> Event {
-    Event::new(
-        block,
-        Payload::ExternalScoreRecorded(ExternalScoreRecorded {
-            source: source.into(),
-            block,
-            scores: scores
-                .into_iter()
-                .map(|(uid, score)| UidScore { uid, score })
-                .collect(),
-            extra_json: extra.to_string(),
         }),
     )
 }

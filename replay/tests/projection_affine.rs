@@ -4,102 +4,21 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir, hyperparameters, indexed};
+use common::{
+    account,
+    affine::{challenge, metagraph, profile, sample},
+    assert_resume_everywhere, examples_dir, external, indexed,
+};
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::affine::{
-    AffineStagesV2, AffineState, EVALUATOR_SAMPLE, PROFILE, SOURCE_COMMITMENTS, SOURCE_COMPLETENESS,
+    AffineStagesV2, AffineState, SOURCE_COMMITMENTS, SOURCE_COMPLETENESS,
 };
 use weightlog_replay::projection::{Projection, fold};
 use weightlog_replay::run_json;
-use weightlog_schema::Hash;
 use weightlog_schema::event::*;
-
-/// A metagraph holding `uids`, uid `u` with hotkey `account(hotkey_base + u)`.
-fn metagraph(uids: &[u16], hotkey_base: u64, block: u64) -> Event {
-    let neurons = uids
-        .iter()
-        .map(|&uid| Neuron {
-            uid,
-            hotkey: account(hotkey_base + u64::from(uid)),
-            coldkey: account(100_000 + u64::from(uid)),
-            stake_rao: 1_000,
-            validator_permit: false,
-            active: true,
-            registration_block: 1,
-            axon: None,
-        })
-        .collect();
-    Event::new(
-        block,
-        Payload::MetagraphObserved(MetagraphObserved {
-            netuid: 120,
-            block,
-            block_hash: Hash([1; 32]),
-            spec_version: 393,
-            neurons,
-            hyperparameters: hyperparameters(),
-        }),
-    )
-}
-
-fn profile(block: u64, parameters: &Value) -> Event {
-    let parameters = parameters.to_string();
-    Event::new(
-        block,
-        Payload::ProfileChanged(ProfileChanged {
-            profile: PROFILE.into(),
-            parameters_hash: weightlog_schema::codec::parameters_hash_of(&parameters),
-            parameters_json: parameters,
-        }),
-    )
-}
-
-fn external(source: &str, block: u64, scores: Vec<(u16, f64)>, extra: Value) -> Event {
-    Event::new(
-        block,
-        Payload::ExternalScoreRecorded(ExternalScoreRecorded {
-            source: source.into(),
-            block,
-            scores: scores
-                .into_iter()
-                .map(|(uid, score)| UidScore { uid, score })
-                .collect(),
-            extra_json: extra.to_string(),
-        }),
-    )
-}
-
-fn challenge(block: u64, challenge_id: &str, environment: &str) -> Event {
-    Event::new(
-        block,
-        Payload::ChallengeIssued(ChallengeIssued {
-            challenge_id: challenge_id.into(),
-            environment: environment.into(),
-            seed: block,
-            prompt: String::new(),
-            extra_json: "{}".into(),
-            target_uids: Vec::new(),
-            deadline_ms: block + 1,
-        }),
-    )
-}
-
-fn sample(block: u64, challenge_id: &str, uid: u16, score: f64) -> Event {
-    Event::new(
-        block,
-        Payload::EvaluationRecorded(EvaluationRecorded {
-            challenge_id: challenge_id.into(),
-            uid,
-            score,
-            metrics: Vec::new(),
-            evaluator: EVALUATOR_SAMPLE.into(),
-            fuel_used: None,
-        }),
-    )
-}
 
 /// The example's data as events, and the example's JSON with its hotkeys replaced by the
 /// SS58 addresses those events carry (fixture hotkeys are not all valid SS58): uid `u` holds

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir, hyperparameters};
+use common::{account, assert_resume_everywhere, examples_dir, external, hyperparameters};
 
 use std::collections::BTreeMap;
 
@@ -49,21 +49,6 @@ fn metagraph(hotkeys: &[AccountId], block: u64) -> Event {
 fn metagraph_of_size(n: u16, block: u64) -> Event {
     let hotkeys: Vec<AccountId> = (0..n).map(|uid| account(u64::from(uid))).collect();
     metagraph(&hotkeys, block)
-}
-
-fn external(source: &str, block: u64, scores: Vec<(u16, f64)>, extra: Value) -> Event {
-    Event::new(
-        block,
-        Payload::ExternalScoreRecorded(ExternalScoreRecorded {
-            source: source.into(),
-            block,
-            scores: scores
-                .into_iter()
-                .map(|(uid, score)| UidScore { uid, score })
-                .collect(),
-            extra_json: extra.to_string(),
-        }),
-    )
 }
 
 fn decision(block: u64, weights: &[(u16, f64)]) -> Event {

@@ -4,12 +4,13 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir};
+use common::{
+    account, assert_resume_everywhere, examples_dir, indexed,
+    quasar::{challenge, response, truth},
+};
 
 use serde_json::{Value, json};
-use weightlog_replay::projection::quasar::{
-    ENVIRONMENT, EVALUATOR_ACCURACY, PROFILE, QuasarValidator, U16_MAX,
-};
+use weightlog_replay::projection::quasar::{EVALUATOR_ACCURACY, PROFILE, QuasarValidator, U16_MAX};
 use weightlog_replay::projection::{Projection, fold};
 use weightlog_replay::run_json;
 use weightlog_schema::Hash;
@@ -65,42 +66,6 @@ fn metagraph(n: u16, block: u64, min_allowed_weights: u16, max_weights_limit: u1
     )
 }
 
-fn challenge(timestamp_ms: u64, id: &str, extra: Value, targets: Vec<u16>) -> Event {
-    Event::new(
-        timestamp_ms,
-        Payload::ChallengeIssued(ChallengeIssued {
-            challenge_id: id.into(),
-            environment: ENVIRONMENT.into(),
-            seed: timestamp_ms,
-            prompt: String::new(),
-            extra_json: extra.to_string(),
-            target_uids: targets,
-            deadline_ms: timestamp_ms + 60_000,
-        }),
-    )
-}
-
-/// `body`: `Some(text)` an ok response, `None` an error outcome.
-fn response(timestamp_ms: u64, id: &str, uid: u16, body: Option<&str>) -> Event {
-    Event::new(
-        timestamp_ms,
-        Payload::ResponseReceived(ResponseReceived {
-            challenge_id: id.into(),
-            uid,
-            hotkey: account(u64::from(uid)),
-            outcome: match body {
-                Some(body) => ResponseOutcome::Ok { body: body.into() },
-                None => ResponseOutcome::Error {
-                    message: "timed out".into(),
-                },
-            },
-            latency_ms: 1_500,
-            attempts: 1,
-            miner_signature: None,
-        }),
-    )
-}
-
 fn accuracy(timestamp_ms: u64, id: &str, uid: u16, score: f64) -> Event {
     Event::new(
         timestamp_ms,
@@ -113,20 +78,6 @@ fn accuracy(timestamp_ms: u64, id: &str, uid: u16, score: f64) -> Event {
             fuel_used: None,
         }),
     )
-}
-
-fn truth(timestamp_ms: u64, id: &str, expected_output: &str) -> Event {
-    Event::new(
-        timestamp_ms,
-        Payload::GroundTruthRevealed(GroundTruthRevealed {
-            challenge_id: id.into(),
-            truth_json: json!({ "expected_output": expected_output }).to_string(),
-        }),
-    )
-}
-
-fn with_seqs(events: &[Event]) -> impl Iterator<Item = (u64, &Event)> {
-    events.iter().enumerate().map(|(seq, e)| (seq as u64, e))
 }
 
 /// The example's data as events, and the JSON input to compare against: the example with
@@ -237,7 +188,7 @@ fn quasar_weights_from_events_equal_weights_from_json() {
         );
         let from_json = run_json(&compared).unwrap();
         let mut state = Default::default();
-        fold(&QuasarValidator, &mut state, with_seqs(&events)).unwrap();
+        fold(&QuasarValidator, &mut state, indexed(&events)).unwrap();
         let from_events = QuasarValidator.output(&state).unwrap();
         assert!(
             from_json["u16"]["weights"]
@@ -526,7 +477,7 @@ fn the_profile_picks_the_version_and_the_starting_state() {
     compared["mode"] = json!("validator_v2");
     compared["state"] = starting;
     let mut state = Default::default();
-    fold(&QuasarValidator, &mut state, with_seqs(&events)).unwrap();
+    fold(&QuasarValidator, &mut state, indexed(&events)).unwrap();
     let input_from_events = QuasarValidator.input(&state).unwrap();
     assert_eq!(input_from_events["mode"], "validator_v2");
     let from_json = run_json(&compared).unwrap();

@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::{account, assert_resume_everywhere, examples_dir, hyperparameters, indexed};
+use common::{
+    account, assert_resume_everywhere, examples_dir, hyperparameters, indexed,
+    quasar::{challenge, response, truth},
+};
 
 use serde_json::{Value, json};
 use weightlog_replay::projection::quasar_items::{
@@ -69,42 +72,6 @@ fn metagraph(n: u16, block: u64) -> Event {
     )
 }
 
-fn challenge(timestamp_ms: u64, id: &str, extra: Value, targets: Vec<u16>) -> Event {
-    Event::new(
-        timestamp_ms,
-        Payload::ChallengeIssued(ChallengeIssued {
-            challenge_id: id.into(),
-            environment: ENVIRONMENT.into(),
-            seed: timestamp_ms,
-            prompt: String::new(),
-            extra_json: extra.to_string(),
-            target_uids: targets,
-            deadline_ms: timestamp_ms + 60_000,
-        }),
-    )
-}
-
-/// `body`: `Some(text)` an ok response, `None` an error outcome.
-fn response(timestamp_ms: u64, id: &str, uid: u16, body: Option<&str>) -> Event {
-    Event::new(
-        timestamp_ms,
-        Payload::ResponseReceived(ResponseReceived {
-            challenge_id: id.into(),
-            uid,
-            hotkey: account(u64::from(uid)),
-            outcome: match body {
-                Some(body) => ResponseOutcome::Ok { body: body.into() },
-                None => ResponseOutcome::Error {
-                    message: "timed out".into(),
-                },
-            },
-            latency_ms: 1_500,
-            attempts: 1,
-            miner_signature: None,
-        }),
-    )
-}
-
 fn evaluation(
     timestamp_ms: u64,
     id: &str,
@@ -134,16 +101,6 @@ fn evaluation(
 
 fn accuracy(timestamp_ms: u64, id: &str, uid: u16, score: f64) -> Event {
     evaluation(timestamp_ms, id, uid, EVALUATOR_ACCURACY, score, vec![])
-}
-
-fn truth(timestamp_ms: u64, id: &str, expected_output: &str) -> Event {
-    Event::new(
-        timestamp_ms,
-        Payload::GroundTruthRevealed(GroundTruthRevealed {
-            challenge_id: id.into(),
-            truth_json: json!({ "expected_output": expected_output }).to_string(),
-        }),
-    )
 }
 
 /// The example's data as events. The per-item examples name no hotkeys and no uids; item `i`

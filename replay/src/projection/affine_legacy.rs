@@ -51,12 +51,11 @@ use super::{Projection, hotkeys_by_uid};
 use crate::MechanismError;
 use crate::affine::legacy::{LegacyConfig, PointsSchedule};
 
-/// The profile name, shared with [`super::affine`]; `mode` tells the two apart.
-pub const PROFILE: &str = "affine";
+/// The profile name and the per-sample evaluator are shared with [`super::affine`]; the
+/// profile's `mode` tells the two projections apart.
+pub use super::affine::{EVALUATOR_SAMPLE, PROFILE};
 /// The only mode this projection builds.
 pub const MODE: &str = "eps_pareto_legacy";
-/// Evaluator of the per-sample results (as in [`super::affine`]).
-pub const EVALUATOR_SAMPLE: &str = "affine:sample";
 /// Source of the miner list with first block, active and queryable.
 pub const SOURCE_MINERS: &str = "affine:legacy_miners";
 
