@@ -459,6 +459,14 @@ impl Projection for AffineStagesV2 {
         Ok(())
     }
 
+    fn decision(
+        &self,
+        _state: &AffineState,
+        output: &Value,
+    ) -> Result<super::decision::Recomputed, MechanismError> {
+        super::decision::from_affine(output)
+    }
+
     fn input(&self, state: &AffineState) -> Result<Value, MechanismError> {
         let Some(profile) = &state.profile else {
             return Err(MechanismError::invalid(format!(

@@ -290,6 +290,14 @@ impl Projection for AffineEpsParetoLegacy {
         Ok(())
     }
 
+    fn decision(
+        &self,
+        _state: &AffineLegacyState,
+        output: &Value,
+    ) -> Result<super::decision::Recomputed, MechanismError> {
+        super::decision::from_affine(output)
+    }
+
     fn input(&self, state: &AffineLegacyState) -> Result<Value, MechanismError> {
         let Some(profile) = &state.profile else {
             return Err(MechanismError::invalid(format!(

@@ -427,6 +427,14 @@ impl Projection for AmlScores {
         Ok(())
     }
 
+    fn decision(
+        &self,
+        state: &AmlState,
+        output: &Value,
+    ) -> Result<super::decision::Recomputed, MechanismError> {
+        super::decision::from_aml(output, &state.hotkeys)
+    }
+
     fn input(&self, state: &AmlState) -> Result<Value, MechanismError> {
         let checked: Vec<&str> = state
             .miners

@@ -186,6 +186,14 @@ impl Projection for LooshWeights {
         Ok(())
     }
 
+    fn decision(
+        &self,
+        _state: &LooshState,
+        output: &Value,
+    ) -> Result<super::decision::Recomputed, MechanismError> {
+        super::decision::from_loosh(output)
+    }
+
     fn input(&self, state: &LooshState) -> Result<Value, MechanismError> {
         let mode = state.mode();
         let window = match mode {

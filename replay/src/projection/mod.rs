@@ -14,6 +14,7 @@
 pub mod affine;
 pub mod affine_legacy;
 pub mod aml;
+pub mod decision;
 pub mod loosh;
 pub mod loosh_evaluate;
 pub mod omega;
@@ -51,6 +52,20 @@ pub trait Projection {
     /// The mechanism's output for the current state: the same code as `mechanism run`.
     fn output(&self, state: &Self::State) -> Result<Value, MechanismError> {
         crate::run_json(&self.input(state)?)
+    }
+
+    /// The weight decision in `output` (this projection's [`Projection::output`] for
+    /// `state`). Projections whose mechanism sets no weights keep this default.
+    fn decision(
+        &self,
+        state: &Self::State,
+        output: &Value,
+    ) -> Result<decision::Recomputed, MechanismError> {
+        let _ = (state, output);
+        Ok(decision::Recomputed::NoWeights(format!(
+            "projection `{}` computes no weights",
+            Self::NAME
+        )))
     }
 }
 

@@ -136,6 +136,14 @@ impl Projection for OmegaTwoPool {
         Ok(())
     }
 
+    fn decision(
+        &self,
+        _state: &OmegaState,
+        output: &Value,
+    ) -> Result<super::decision::Recomputed, MechanismError> {
+        super::decision::from_omega(output)
+    }
+
     fn input(&self, state: &OmegaState) -> Result<Value, MechanismError> {
         let competition = state
             .competition_id

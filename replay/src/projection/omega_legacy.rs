@@ -404,6 +404,14 @@ impl Projection for OmegaLegacyWinrate {
         Ok(())
     }
 
+    fn decision(
+        &self,
+        _state: &LegacyWinrateState,
+        output: &Value,
+    ) -> Result<super::decision::Recomputed, MechanismError> {
+        super::decision::from_omega(output)
+    }
+
     fn input(&self, state: &LegacyWinrateState) -> Result<Value, MechanismError> {
         let n = state.n.ok_or_else(|| {
             MechanismError::invalid("omega legacy_winrate: no metagraph has been observed yet")

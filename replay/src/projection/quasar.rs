@@ -222,6 +222,14 @@ impl Projection for QuasarValidator {
         Ok(())
     }
 
+    fn decision(
+        &self,
+        _state: &QuasarState,
+        output: &Value,
+    ) -> Result<super::decision::Recomputed, MechanismError> {
+        super::decision::from_quasar(output)
+    }
+
     fn input(&self, state: &QuasarState) -> Result<Value, MechanismError> {
         let mode = state.mode.as_deref().ok_or_else(|| {
             MechanismError::invalid(

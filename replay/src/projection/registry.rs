@@ -21,6 +21,7 @@ use weightlog_schema::{Event, Hash, Payload};
 use super::affine::AffineStagesV2;
 use super::affine_legacy::AffineEpsParetoLegacy;
 use super::aml::AmlScores;
+use super::decision::Recomputed;
 use super::loosh::LooshWeights;
 use super::omega::OmegaTwoPool;
 use super::omega_legacy::{OmegaLegacyWinrate, OmegaReputation};
@@ -37,6 +38,11 @@ pub trait RunningProjection: Send {
     fn apply(&mut self, seq: u64, event: &Event) -> Result<(), MechanismError>;
     /// The mechanism's output for the state so far.
     fn output(&self) -> Result<Value, MechanismError>;
+    /// The weight decision for the state so far, with the mechanism output it came from.
+    fn decision(&self) -> Result<(Value, Recomputed), MechanismError>;
+    /// A copy of this projection and its state, so a decision can be computed from it
+    /// while the fold goes on.
+    fn fork(&self) -> Box<dyn RunningProjection>;
     /// The determinism witness of the state so far.
     fn state_hash(&self) -> Result<Hash, MechanismError>;
     /// A checkpoint of the state, covering the seqs below `next_seq`.
@@ -52,7 +58,7 @@ struct Running<P: Projection> {
 
 impl<P> RunningProjection for Running<P>
 where
-    P: Projection + Send,
+    P: Projection + Clone + Send + 'static,
     P::State: Send,
 {
     fn name(&self) -> &'static str {
@@ -65,6 +71,19 @@ where
 
     fn output(&self) -> Result<Value, MechanismError> {
         self.projection.output(&self.state)
+    }
+
+    fn decision(&self) -> Result<(Value, Recomputed), MechanismError> {
+        let output = self.projection.output(&self.state)?;
+        let decision = self.projection.decision(&self.state, &output)?;
+        Ok((output, decision))
+    }
+
+    fn fork(&self) -> Box<dyn RunningProjection> {
+        Box::new(Running {
+            projection: self.projection.clone(),
+            state: self.state.clone(),
+        })
     }
 
     fn state_hash(&self) -> Result<Hash, MechanismError> {
@@ -83,7 +102,7 @@ where
 
 fn running<P>(projection: P) -> Box<dyn RunningProjection>
 where
-    P: Projection + Send + 'static,
+    P: Projection + Clone + Send + 'static,
     P::State: Send,
 {
     Box::new(Running {
