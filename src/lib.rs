@@ -2,5 +2,6 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod envs;
 pub mod keys;
 pub mod log;
