@@ -1,6 +1,7 @@
 //! weightlog: the engine crate. The log on redb, keys and wallets, and the CLI.
 //! See ARCHITECTURE.md for the map.
 
+pub mod audit;
 pub mod cli;
 pub mod envs;
 pub mod keys;

@@ -5,7 +5,10 @@ use weightlog::cli::{Cli, Command, EXIT_ERROR, EXIT_INVALID, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_verify = matches!(cli.command, Command::Verify(_) | Command::VerifyProof(_));
+    let is_verify = matches!(
+        cli.command,
+        Command::Verify(_) | Command::VerifyProof(_) | Command::Replay(_)
+    );
     // redb may panic on a file damaged outside redb (its docs say so). Report that as one
     // clear line instead of a panic trace; WEIGHTLOG_PANIC_TRACE=1 keeps the trace.
     if std::env::var_os("WEIGHTLOG_PANIC_TRACE").is_none() {

@@ -253,9 +253,44 @@ impl Frontier {
         completed
     }
 
+    /// Appends a leaf hash like [`Frontier::push`], without listing the subtrees it
+    /// completed (for readers that only need roots: no allocation per leaf).
+    ///
+    /// # Panics
+    /// If the tree already holds `u64::MAX` leaves.
+    pub fn append(&mut self, leaf: Hash) {
+        assert!(
+            self.size < u64::MAX,
+            "a Merkle tree holds at most u64::MAX leaves"
+        );
+        let mut index = self.size;
+        let mut hash = leaf;
+        while index % 2 == 1 {
+            let Some(left) = self.roots.pop() else {
+                unreachable!("a set bit of the size always has a frontier root");
+            };
+            hash = node_hash(&left, &hash);
+            index /= 2;
+        }
+        self.roots.push(hash);
+        self.size += 1;
+    }
+
     /// MTH of the current tree.
     pub fn root(&self) -> Hash {
         fold_right(&self.roots)
+    }
+
+    /// The roots of the maximal perfect subtrees, largest first: with [`Frontier::size`],
+    /// everything needed to go on appending (an auditor saves them to resume later).
+    pub fn roots(&self) -> &[Hash] {
+        &self.roots
+    }
+
+    /// A frontier from its size and roots, as [`Frontier::roots`] gave them; `None` when
+    /// the number of roots is not the number of set bits of `size`.
+    pub fn from_parts(size: u64, roots: Vec<Hash>) -> Option<Self> {
+        (roots.len() == size.count_ones() as usize).then_some(Self { size, roots })
     }
 
     /// Rebuilds the frontier of a tree of `size` leaves from its stored perfect subtrees,
@@ -355,5 +390,19 @@ mod tests {
             frontier.push(leaf);
             assert_eq!(frontier.roots.len() as u32, count.count_ones());
         }
+    }
+
+    #[test]
+    fn append_and_from_parts_agree_with_push() {
+        let mut pushed = Frontier::new();
+        let mut appended = Frontier::new();
+        for leaf in leaves(300) {
+            pushed.push(leaf);
+            appended.append(leaf);
+            assert_eq!(appended, pushed);
+            let rebuilt = Frontier::from_parts(appended.size(), appended.roots().to_vec());
+            assert_eq!(rebuilt.as_ref(), Some(&appended));
+        }
+        assert_eq!(Frontier::from_parts(3, vec![Hash::empty_tree()]), None);
     }
 }

@@ -8,6 +8,7 @@ mod key_commands;
 mod log_commands;
 mod mechanism_commands;
 mod proof_commands;
+mod replay_commands;
 
 use std::path::PathBuf;
 
@@ -18,8 +19,12 @@ use crate::log::LogError;
 
 /// Exit code of a command that failed on bad input, I/O or a missing file.
 pub const EXIT_ERROR: u8 = 1;
-/// Exit code of `verify` / `verify-proof` when the log or proof does not check out.
+/// Exit code of `verify` / `verify-proof` / `replay verify` when the log or proof does
+/// not check out (tampered or invalid).
 pub const EXIT_INVALID: u8 = 2;
+/// Exit code of `replay verify` when the log is intact but a recorded weight decision or
+/// evaluation does not follow from the recorded evidence.
+pub const EXIT_DIVERGED: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +60,9 @@ pub enum Command {
     /// Check every event, leaf, Merkle root and checkpoint signature of a log, in order;
     /// names the first bad seq. Exit 0 when the log checks out, 2 when it does not.
     Verify(VerifyArgs),
+    /// Audit a log: prove it untampered and recompute every weight decision.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
     /// Manage hotkeys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -214,6 +222,41 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// Check every event, leaf hash, checkpoint root and signature in parallel, fold the
+    /// profile's projection in seq order and recompute every recorded `WeightsComputed` bit
+    /// for bit. Exit 0 when everything matched, 2 when the log is tampered or invalid, 3
+    /// when a decision or re-run evaluation diverges.
+    Verify(ReplayVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayVerifyArgs {
+    pub log: PathBuf,
+    /// Worker threads [default: the machine's cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object (the same facts as the summary).
+    #[arg(long)]
+    pub json: bool,
+    /// Fold and compare decisions up to this seq (inclusive).
+    #[arg(long, value_name = "SEQ")]
+    pub until: Option<u64>,
+    /// Re-run every evaluation a built-in environment decides and compare it.
+    #[arg(long)]
+    pub re_evaluate: bool,
+    /// Recompute embeddings with burn and compare them (not in this build yet).
+    #[arg(long)]
+    pub re_embed: bool,
+    /// Resume from an audit checkpoint an earlier `--save-checkpoint` wrote for this log.
+    #[arg(long, value_name = "FILE")]
+    pub from_checkpoint: Option<PathBuf>,
+    /// After a matching audit, save a checkpoint so the next audit reads only new events.
+    #[arg(long, value_name = "FILE")]
+    pub save_checkpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a fresh, unencrypted development hotkey in a wallet directory (for demos and
     /// tests; never for a validator holding stake).
@@ -252,6 +295,9 @@ pub enum CliError {
     /// The thing checked does not check out; the message was already printed.
     #[error("{0}")]
     Invalid(String),
+    /// Recorded decisions or evaluations do not follow from the evidence.
+    #[error("{0}")]
+    Diverged(String),
     /// A failure already reported on stdout in the command's own format (JSON).
     #[error("{0}")]
     Reported(String),
@@ -261,6 +307,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Invalid(_) => EXIT_INVALID,
+            CliError::Diverged(_) => EXIT_DIVERGED,
             CliError::Reported(_) => EXIT_ERROR,
             _ => EXIT_ERROR,
         }
@@ -284,6 +331,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Prove(command) => proof_commands::prove(command),
         Command::VerifyProof(args) => proof_commands::verify_proof(args),
         Command::Verify(args) => log_commands::verify(args),
+        Command::Replay(command) => replay_commands::replay(command),
         Command::Keys(command) => key_commands::keys(command),
         Command::Schema(args) => key_commands::schema(args),
         Command::Mechanism(command) => mechanism_commands::mechanism(command),

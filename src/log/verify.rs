@@ -234,7 +234,12 @@ pub fn verify_log(
 }
 
 /// Seq 0 must be the genesis naming the signer; no other seq may be one.
-fn check_genesis(seq: u64, payload: &Payload, signer: &PublicKey, origin: &str) -> Option<String> {
+pub(crate) fn check_genesis(
+    seq: u64,
+    payload: &Payload,
+    signer: &PublicKey,
+    origin: &str,
+) -> Option<String> {
     match (seq, payload) {
         (0, Payload::LogOpened(opened)) => {
             if opened.validator_hotkey.0 != signer.0 {

@@ -1,0 +1,154 @@
+//! Audit checkpoints: what an audit saves so the next audit of the same (grown) log reads
+//! only the new events. It holds the Merkle frontier the auditor computed itself, the
+//! projection's state with its hash, and the parameters in force.
+//!
+//! **API Boundary:** the file is the auditor's own, but it is read back from disk: its
+//! digest and the projection state's hash are checked before anything in it is used, and
+//! it must name the log being audited.
+
+use serde::{Deserialize, Serialize};
+use weightlog_replay::projection::ProjectionCheckpoint;
+use weightlog_schema::Hash;
+use weightlog_schema::merkle::Frontier;
+
+use super::AuditError;
+
+/// The file format version.
+pub const AUDIT_CHECKPOINT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Body {
+    version: u32,
+    origin: String,
+    signer: String,
+    /// The first seq not covered: events below were verified and folded.
+    next_seq: u64,
+    frontier_roots: Vec<Hash>,
+    profile: String,
+    parameters_json: String,
+    parameters_hash: Hash,
+    projection: ProjectionCheckpoint,
+}
+
+/// A saved audit position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    body: Body,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    body: Body,
+    /// blake3 of the body's bincode bytes: a damaged or edited file is refused.
+    digest: Hash,
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+impl AuditCheckpoint {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        origin: &str,
+        signer: &str,
+        frontier: &Frontier,
+        profile: &str,
+        parameters_json: &str,
+        parameters_hash: Hash,
+        projection: ProjectionCheckpoint,
+    ) -> Self {
+        Self {
+            body: Body {
+                version: AUDIT_CHECKPOINT_VERSION,
+                origin: origin.into(),
+                signer: signer.into(),
+                next_seq: frontier.size(),
+                frontier_roots: frontier.roots().to_vec(),
+                profile: profile.into(),
+                parameters_json: parameters_json.into(),
+                parameters_hash,
+                projection,
+            },
+        }
+    }
+
+    /// The first seq a resumed audit reads.
+    pub fn next_seq(&self) -> u64 {
+        self.body.next_seq
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.body.origin
+    }
+
+    pub fn state_hash(&self) -> Hash {
+        self.body.projection.state_hash
+    }
+
+    pub(super) fn frontier(&self) -> Result<Frontier, AuditError> {
+        Frontier::from_parts(self.body.next_seq, self.body.frontier_roots.clone()).ok_or_else(
+            || AuditError::Checkpoint("its Merkle frontier does not fit its size".into()),
+        )
+    }
+
+    pub(super) fn profile(&self) -> (&str, &str, Hash) {
+        (
+            &self.body.profile,
+            &self.body.parameters_json,
+            self.body.parameters_hash,
+        )
+    }
+
+    pub(super) fn projection(&self) -> &ProjectionCheckpoint {
+        &self.body.projection
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>, AuditError> {
+        let body = bincode::serde::encode_to_vec(&self.body, config())
+            .map_err(|error| AuditError::Checkpoint(format!("cannot encode: {error}")))?;
+        let stored = Stored {
+            body: self.body.clone(),
+            digest: Hash(*blake3::hash(&body).as_bytes()),
+        };
+        bincode::serde::encode_to_vec(&stored, config())
+            .map_err(|error| AuditError::Checkpoint(format!("cannot encode: {error}")))
+    }
+
+    /// Reads a saved checkpoint, checking its digest and its projection state's hash.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, AuditError> {
+        let refused = |reason: String| AuditError::Checkpoint(reason);
+        let (stored, read): (Stored, usize) = bincode::serde::decode_from_slice(bytes, config())
+            .map_err(|error| refused(format!("not an audit checkpoint: {error}")))?;
+        if read != bytes.len() {
+            return Err(refused("trailing bytes after the checkpoint".into()));
+        }
+        if stored.body.version != AUDIT_CHECKPOINT_VERSION {
+            return Err(refused(format!(
+                "format version {} is not {AUDIT_CHECKPOINT_VERSION}",
+                stored.body.version
+            )));
+        }
+        let body = bincode::serde::encode_to_vec(&stored.body, config())
+            .map_err(|error| refused(format!("cannot encode: {error}")))?;
+        if Hash(*blake3::hash(&body).as_bytes()) != stored.digest {
+            return Err(refused(
+                "its digest does not match its content; the file was changed or damaged".into(),
+            ));
+        }
+        let state = &stored.body.projection;
+        if Hash(*blake3::hash(&state.state).as_bytes()) != state.state_hash {
+            return Err(refused(format!(
+                "the projection state does not hash to its recorded state hash {}",
+                state.state_hash
+            )));
+        }
+        if state.next_seq != stored.body.next_seq {
+            return Err(refused(format!(
+                "the projection covers seqs below {} but the frontier below {}",
+                state.next_seq, stored.body.next_seq
+            )));
+        }
+        Ok(Self { body: stored.body })
+    }
+}

@@ -1,0 +1,960 @@
+//! The sequential stage of an audit, and the threads around it.
+//!
+//! The fold thread receives decoded chunks in seq order and, for each event: checks the seq
+//! follows, the bytes decoded, the stored leaf matches and the genesis rules hold; appends
+//! the leaf to the Merkle frontier and compares the root at every signed checkpoint; and,
+//! below the fold limit, folds the event into the profile's projection. Work that does not
+//! need order (a weight decision computed from a fork of the state, an evaluation re-run) is
+//! spawned on the pool and compared when all of it is in.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use serde_json::{Value, json};
+use weightlog_replay::MechanismError;
+use weightlog_replay::projection::decision::{Decision, Recomputed};
+use weightlog_replay::projection::registry::{RunningProjection, for_genesis, for_profile};
+use weightlog_schema::event::{ChallengeIssued, EvaluationRecorded, Metric, ResponseOutcome};
+use weightlog_schema::merkle::Frontier;
+use weightlog_schema::{Event, Hash, Payload, codec};
+
+use super::pipeline::{CheckedCheckpoint, Decoded, check_checkpoints, decode_chunk};
+use super::{
+    AuditCheckpoint, AuditError, AuditOptions, AuditReport, CHUNK_EVENTS, CHUNKS_IN_FLIGHT_MAX,
+    Finding, RawEvent, Source, Verdict,
+};
+use crate::envs::{self, EnvError, Evaluation};
+
+/// A result computed on the pool, compared once all are in.
+enum JobResult {
+    Decision {
+        seq: u64,
+        recorded: Decision,
+        recomputed: Result<(Value, Recomputed), MechanismError>,
+    },
+    Evaluation {
+        seq: u64,
+        recorded: EvaluationRecorded,
+        recomputed: Result<Evaluation, EnvError>,
+    },
+}
+
+/// The profile in force and the projection computing it.
+struct Profile {
+    name: String,
+    parameters_json: String,
+    parameters_hash: Hash,
+    /// `Err`: no projection for this profile (why), so its decisions cannot be recomputed.
+    projection: Result<Box<dyn RunningProjection>, String>,
+}
+
+/// What re-evaluation needs to remember: challenges of built-in environments and the
+/// latest response of each miner to them.
+#[derive(Default)]
+struct Evidence {
+    challenges: BTreeMap<String, Arc<ChallengeIssued>>,
+    responses: BTreeMap<(String, u16), Option<String>>,
+}
+
+struct Fold<'a> {
+    source: &'a dyn Source,
+    options: &'a AuditOptions,
+    pool: &'a rayon::ThreadPool,
+    start: u64,
+    fold_limit: u64,
+    frontier: Frontier,
+    checkpoints: VecDeque<CheckedCheckpoint>,
+    checkpoints_checked: u64,
+    /// The size of the last checkpoint whose root matched.
+    covered_to: u64,
+    profile: Option<Profile>,
+    /// log_size -> the decisions (seq, recorded) computed at that size.
+    decision_points: BTreeMap<u64, Vec<(u64, Decision)>>,
+    /// Decisions whose recomputation was spawned.
+    scheduled: BTreeSet<u64>,
+    /// Decisions already found wrong before recomputing (their recomputation is ignored).
+    reported: BTreeSet<u64>,
+    evidence: Evidence,
+    jobs: Sender<JobResult>,
+    divergences: Vec<Finding>,
+    decisions_checked: u64,
+    evaluations_checked: u64,
+    evaluations_not_rerun: u64,
+    tampered: Option<Finding>,
+    /// The first event the profile's projection refused (the chain check goes on).
+    invalid: Option<Finding>,
+    saved: Option<AuditCheckpoint>,
+}
+
+fn finding(seq: u64, kind: &str, reason: impl Into<String>) -> Finding {
+    Finding {
+        seq,
+        kind: kind.into(),
+        reason: reason.into(),
+        recorded: None,
+        recomputed: None,
+        uids: Vec::new(),
+    }
+}
+
+pub(super) fn run(
+    source: &dyn Source,
+    options: &AuditOptions,
+    pool: &rayon::ThreadPool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(AuditReport, Option<AuditCheckpoint>), AuditError> {
+    let size = source.size()?;
+    let resume = options.from_checkpoint.as_ref();
+    let start = resume.map_or(0, AuditCheckpoint::next_seq);
+    if let Some(resume) = resume
+        && resume.origin() != source.origin()
+    {
+        return Err(AuditError::Checkpoint(format!(
+            "it is for log {}, not {}",
+            resume.origin(),
+            source.origin()
+        )));
+    }
+    let fold_limit = match options.until {
+        Some(until) if until < start => {
+            return Err(AuditError::Options(format!(
+                "--until {until} is before the checkpoint's resume point {start}"
+            )));
+        }
+        Some(until) => until.saturating_add(1).min(size),
+        None => size,
+    };
+
+    let (sender, results) = unbounded();
+    let mut fold = Fold {
+        source,
+        options,
+        pool,
+        start,
+        fold_limit,
+        frontier: Frontier::new(),
+        checkpoints: VecDeque::new(),
+        checkpoints_checked: 0,
+        covered_to: start,
+        profile: None,
+        decision_points: BTreeMap::new(),
+        scheduled: BTreeSet::new(),
+        reported: BTreeSet::new(),
+        evidence: Evidence::default(),
+        jobs: sender,
+        divergences: Vec::new(),
+        decisions_checked: 0,
+        evaluations_checked: 0,
+        evaluations_not_rerun: 0,
+        tampered: None,
+        invalid: None,
+        saved: None,
+    };
+    if let Some(resume) = resume {
+        fold.resume(resume)?;
+    }
+    if start > size {
+        fold.tampered = Some(finding(
+            size,
+            "missing",
+            format!(
+                "the log holds {size} events but an earlier audit verified {start}; events \
+                 were removed"
+            ),
+        ));
+    }
+
+    // Checkpoints: signatures in parallel up front; roots compared in order below.
+    let texts: Vec<(u64, String)> = source
+        .checkpoints()?
+        .into_iter()
+        .filter(|(stored_size, _)| *stored_size >= start && (*stored_size > 0))
+        .collect();
+    let signer = *source.signer();
+    let origin = source.origin().to_string();
+    fold.checkpoints = pool
+        .install(|| check_checkpoints(texts, &signer, &origin))
+        .into();
+    // The chain is checked up to the first checkpoint at or past the fold limit, so the
+    // events folded are covered by a signature.
+    let chain_end = if source.signed() && options.until.is_some() {
+        fold.checkpoints
+            .iter()
+            .map(|checkpoint| checkpoint.stored_size)
+            .find(|stored_size| *stored_size >= fold_limit)
+            .unwrap_or(size)
+            .min(size)
+    } else {
+        size
+    };
+    if fold.tampered.is_none() {
+        fold.check_checkpoints_at_frontier();
+    }
+    if fold.tampered.is_none() && fold.frontier.size() == fold_limit {
+        fold.save()?;
+    }
+
+    if fold.tampered.is_none() && start < chain_end {
+        fold.stream(start, chain_end, progress)?;
+    }
+    if fold.tampered.is_none() {
+        fold.finish_chain(size);
+    }
+
+    // Everything spawned holds a sender; dropping ours lets the receiver end when the
+    // last job is in.
+    drop(std::mem::replace(&mut fold.jobs, unbounded().0));
+    if fold.tampered.is_none() {
+        for result in results.iter() {
+            fold.compare(result);
+        }
+    }
+    Ok(fold.report(size))
+}
+
+impl Fold<'_> {
+    fn resume(&mut self, resume: &AuditCheckpoint) -> Result<(), AuditError> {
+        self.frontier = resume.frontier()?;
+        let (name, parameters_json, parameters_hash) = resume.profile();
+        let mut projection = for_profile(name, parameters_json)
+            .map_err(|error| AuditError::Checkpoint(error.to_string()))?;
+        projection
+            .restore(resume.projection())
+            .map_err(|error| AuditError::Checkpoint(error.to_string()))?;
+        self.profile = Some(Profile {
+            name: name.into(),
+            parameters_json: parameters_json.into(),
+            parameters_hash,
+            projection: Ok(projection),
+        });
+        Ok(())
+    }
+
+    /// Reads, decodes and folds `from..to` with the reader and decoder threads.
+    fn stream(
+        &mut self,
+        from: u64,
+        to: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), AuditError> {
+        let source = self.source;
+        let pool = self.pool;
+        let (raw_sender, raw_receiver) = bounded::<Vec<RawEvent>>(CHUNKS_IN_FLIGHT_MAX);
+        let (decoded_sender, decoded_receiver) = bounded::<Vec<Decoded>>(CHUNKS_IN_FLIGHT_MAX);
+        std::thread::scope(|scope| -> Result<(), AuditError> {
+            let reader = scope.spawn(move || read_chunks(source, from, to, raw_sender));
+            scope.spawn(move || {
+                for chunk in raw_receiver {
+                    let decoded = pool.install(|| decode_chunk(chunk));
+                    if decoded_sender.send(decoded).is_err() {
+                        break;
+                    }
+                }
+            });
+            self.fold_chunks(decoded_receiver, progress)?;
+            // The reader stops early when the fold stopped listening; its error counts only
+            // when the fold needed everything.
+            let read = reader
+                .join()
+                .unwrap_or_else(|_| Err(AuditError::Options("the reader thread panicked".into())));
+            if self.tampered.is_none() {
+                read?;
+            }
+            Ok(())
+        })
+    }
+
+    fn fold_chunks(
+        &mut self,
+        chunks: Receiver<Vec<Decoded>>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), AuditError> {
+        // One chunk of look-ahead: a decision computed at `log_size` may be recorded up to
+        // a chunk later, and its point must be known before the fold passes it.
+        let mut ahead: VecDeque<Vec<Decoded>> = VecDeque::new();
+        let mut chunks = chunks.into_iter();
+        loop {
+            while ahead.len() < 2 {
+                match chunks.next() {
+                    Some(chunk) => {
+                        self.note_decision_points(&chunk);
+                        ahead.push_back(chunk);
+                    }
+                    None => break,
+                }
+            }
+            let Some(chunk) = ahead.pop_front() else {
+                return Ok(());
+            };
+            for decoded in chunk {
+                self.event(decoded)?;
+                if self.tampered.is_some() {
+                    return Ok(());
+                }
+            }
+            progress(self.frontier.size());
+        }
+    }
+
+    /// Registers the points where the decisions recorded in `chunk` were computed.
+    fn note_decision_points(&mut self, chunk: &[Decoded]) {
+        for decoded in chunk {
+            if let Ok(Event {
+                payload: Payload::WeightsComputed(computed),
+                ..
+            }) = &decoded.event
+                && decoded.seq < self.fold_limit
+                && computed.log_size <= decoded.seq
+                && computed.log_size >= self.frontier.size().max(self.start)
+            {
+                self.decision_points
+                    .entry(computed.log_size)
+                    .or_default()
+                    .push((decoded.seq, Decision::recorded(computed)));
+            }
+        }
+    }
+
+    fn event(&mut self, decoded: Decoded) -> Result<(), AuditError> {
+        let seq = decoded.seq;
+        let expected = self.frontier.size();
+        if seq != expected {
+            self.tampered = Some(finding(
+                expected,
+                "missing",
+                format!(
+                    "the log jumps from seq {} to seq {seq}; events were removed",
+                    expected.wrapping_sub(1)
+                ),
+            ));
+            return Ok(());
+        }
+        let event = match decoded.event {
+            Ok(event) => event,
+            Err(error) => {
+                self.tampered = Some(finding(
+                    seq,
+                    "undecodable",
+                    format!("the stored bytes are not a valid event: {error}"),
+                ));
+                return Ok(());
+            }
+        };
+        let kind = event.kind().to_string();
+        if !decoded.stored_leaf_matches {
+            self.tampered = Some(finding(
+                seq,
+                &kind,
+                "the stored leaf hash does not match the event bytes; the event was changed \
+                 after it was written",
+            ));
+            return Ok(());
+        }
+        if let Some(reason) = self.genesis_problem(seq, &event) {
+            self.tampered = Some(finding(seq, &kind, reason));
+            return Ok(());
+        }
+        self.frontier.append(decoded.leaf);
+        self.check_checkpoints_at_frontier();
+        if self.tampered.is_some() || seq >= self.fold_limit {
+            return Ok(());
+        }
+        self.fold_event(seq, &kind, &event)?;
+        if self.tampered.is_none() && self.frontier.size() == self.fold_limit {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn genesis_problem(&self, seq: u64, event: &Event) -> Option<String> {
+        if self.source.signed() {
+            return crate::log::verify::check_genesis(
+                seq,
+                &event.payload,
+                self.source.signer(),
+                self.source.origin(),
+            );
+        }
+        match (seq, &event.payload) {
+            (0, Payload::LogOpened(_)) => None,
+            (0, other) => Some(format!(
+                "the first event is {}, not LogOpened",
+                other.kind()
+            )),
+            (_, Payload::LogOpened(_)) => {
+                Some("a second LogOpened; only seq 0 may open a log".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// Compares the frontier with every checkpoint stored for its size.
+    fn check_checkpoints_at_frontier(&mut self) {
+        let size = self.frontier.size();
+        while let Some(checkpoint) = self.checkpoints.front() {
+            if checkpoint.stored_size > size {
+                return;
+            }
+            let Some(checkpoint) = self.checkpoints.pop_front() else {
+                return;
+            };
+            let first = self.covered_to.min(size.saturating_sub(1));
+            let reason = match &checkpoint.root {
+                Err(reason) => Some(reason.clone()),
+                Ok(_) if checkpoint.stored_size < size => Some(format!(
+                    "stored at size {} but the audit is past it",
+                    checkpoint.stored_size
+                )),
+                Ok(root) if *root != self.frontier.root() => Some(format!(
+                    "the signed root is {root} but the events give {}",
+                    self.frontier.root()
+                )),
+                Ok(_) => None,
+            };
+            if let Some(reason) = reason {
+                self.tampered = Some(finding(
+                    first,
+                    "checkpoint",
+                    format!(
+                        "checkpoint at size {}: {reason} (an event in seqs {first}..={} was \
+                         changed after signing, or the checkpoint was not signed by the log's \
+                         key)",
+                        checkpoint.stored_size,
+                        size.saturating_sub(1)
+                    ),
+                ));
+                return;
+            }
+            self.checkpoints_checked += 1;
+            self.covered_to = size;
+        }
+    }
+
+    /// After the last event: checkpoints past the end mean events were removed; events past
+    /// the last checkpoint are not covered by a signature.
+    fn finish_chain(&mut self, size: u64) {
+        let reached = self.frontier.size();
+        if let Some(checkpoint) = self.checkpoints.front()
+            && (self.options.until.is_none() || reached == size)
+        {
+            self.tampered = Some(finding(
+                reached,
+                "missing",
+                format!(
+                    "a signed checkpoint covers {} events but the log holds {reached}; events \
+                     {reached}..={} were removed",
+                    checkpoint.stored_size,
+                    checkpoint.stored_size.saturating_sub(1)
+                ),
+            ));
+            return;
+        }
+        if self.source.signed() && self.covered_to < reached {
+            self.tampered = Some(finding(
+                self.covered_to,
+                "uncovered",
+                format!(
+                    "events {}..={} are not covered by any signed checkpoint",
+                    self.covered_to,
+                    reached - 1
+                ),
+            ));
+        }
+        if reached == 0 {
+            self.tampered = Some(finding(
+                0,
+                "missing",
+                "the log has no events, not even its genesis",
+            ));
+        }
+    }
+
+    fn fold_event(&mut self, seq: u64, kind: &str, event: &Event) -> Result<(), AuditError> {
+        // Decisions computed over exactly the events below `seq`.
+        if let Some(decisions) = self.decision_points.remove(&seq) {
+            for (decision_seq, recorded) in decisions {
+                self.spawn_decision(decision_seq, recorded);
+            }
+        }
+        match &event.payload {
+            Payload::LogOpened(opened) => {
+                self.profile = Some(Profile {
+                    name: opened.profile.clone(),
+                    parameters_json: opened.parameters_json.clone(),
+                    parameters_hash: opened.parameters_hash,
+                    projection: for_genesis(event).map_err(|error| error.to_string()),
+                });
+            }
+            Payload::ProfileChanged(changed) => self.change_profile(seq, changed)?,
+            Payload::WeightsComputed(computed) => {
+                self.decisions_checked += 1;
+                if let Some(reason) = self.decision_problem(seq, computed) {
+                    self.divergences.push(Finding {
+                        recorded: Some(json!({
+                            "mechanism": computed.mechanism,
+                            "parameters_hash": computed.parameters_hash,
+                            "log_size": computed.log_size,
+                        })),
+                        ..finding(seq, kind, reason)
+                    });
+                    self.reported.insert(seq);
+                }
+            }
+            Payload::ChallengeIssued(challenge)
+                if self.options.re_evaluate && envs::by_name(&challenge.environment).is_some() =>
+            {
+                self.evidence
+                    .challenges
+                    .insert(challenge.challenge_id.clone(), Arc::new(challenge.clone()));
+            }
+            Payload::ResponseReceived(response)
+                if self.options.re_evaluate
+                    && self
+                        .evidence
+                        .challenges
+                        .contains_key(&response.challenge_id) =>
+            {
+                let body = match &response.outcome {
+                    ResponseOutcome::Ok { body } => Some(body.clone()),
+                    ResponseOutcome::Error { .. } => None,
+                };
+                self.evidence
+                    .responses
+                    .insert((response.challenge_id.clone(), response.uid), body);
+            }
+            Payload::EvaluationRecorded(evaluation) if self.options.re_evaluate => {
+                self.spawn_evaluation(seq, evaluation);
+            }
+            _ => {}
+        }
+        if let Some(profile) = &mut self.profile
+            && let Ok(projection) = &mut profile.projection
+            && let Err(error) = projection.apply(seq, event)
+        {
+            let reason = format!("not a valid event of profile `{}`: {error}", profile.name);
+            // The state is undefined from here: later decisions cannot be recomputed.
+            profile.projection = Err(format!("it refused event {seq}"));
+            if self.invalid.is_none() {
+                self.invalid = Some(finding(seq, kind, reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// Why a recorded decision cannot be what the profile computed, before recomputing it.
+    fn decision_problem(
+        &self,
+        seq: u64,
+        computed: &weightlog_schema::event::WeightsComputed,
+    ) -> Option<String> {
+        let Some(profile) = &self.profile else {
+            return Some("a decision before any profile was opened".into());
+        };
+        let projection = match &profile.projection {
+            Ok(projection) => projection,
+            Err(reason) => {
+                return Some(format!(
+                    "profile `{}` has no projection to recompute it: {reason}",
+                    profile.name
+                ));
+            }
+        };
+        if computed.mechanism != projection.name() {
+            return Some(format!(
+                "recorded mechanism `{}` but profile `{}` computes weights with `{}`",
+                computed.mechanism,
+                profile.name,
+                projection.name()
+            ));
+        }
+        if computed.parameters_hash != profile.parameters_hash {
+            return Some(format!(
+                "recorded parameters hash {} but the parameters in force hash to {}",
+                computed.parameters_hash, profile.parameters_hash
+            ));
+        }
+        if computed.log_size > seq {
+            return Some(format!(
+                "computed over {} events, more than the {seq} before it",
+                computed.log_size
+            ));
+        }
+        if computed.log_size < self.start {
+            return Some(format!(
+                "computed over {} events, before the audit checkpoint's resume point {}; \
+                 audit from an earlier checkpoint",
+                computed.log_size, self.start
+            ));
+        }
+        if !self.decision_was_scheduled(seq) {
+            return Some(format!(
+                "computed over {} events, more than {} events before it was recorded",
+                computed.log_size,
+                super::DECISION_LAG_EVENTS_MAX
+            ));
+        }
+        None
+    }
+
+    /// Whether the decision at `seq` was recomputed at its `log_size`: a point more than
+    /// the look-ahead before it was passed before the decision was seen.
+    fn decision_was_scheduled(&self, seq: u64) -> bool {
+        self.scheduled.contains(&seq)
+    }
+
+    fn spawn_decision(&mut self, decision_seq: u64, recorded: Decision) {
+        let Some(Profile {
+            projection: Ok(projection),
+            ..
+        }) = &self.profile
+        else {
+            return;
+        };
+        self.scheduled.insert(decision_seq);
+        let fork = projection.fork();
+        let sender = self.jobs.clone();
+        self.pool.spawn(move || {
+            let recomputed = fork.decision();
+            let _ = sender.send(JobResult::Decision {
+                seq: decision_seq,
+                recorded,
+                recomputed,
+            });
+        });
+    }
+
+    fn spawn_evaluation(&mut self, seq: u64, evaluation: &EvaluationRecorded) {
+        let Some(challenge) = self.evidence.challenges.get(&evaluation.challenge_id) else {
+            self.evaluations_not_rerun += 1;
+            return;
+        };
+        let Some(environment) = envs::by_name(&challenge.environment) else {
+            self.evaluations_not_rerun += 1;
+            return;
+        };
+        if !environment
+            .evaluators()
+            .contains(&evaluation.evaluator.as_str())
+        {
+            self.evaluations_not_rerun += 1;
+            return;
+        }
+        self.evaluations_checked += 1;
+        let challenge = Arc::clone(challenge);
+        let response = self
+            .evidence
+            .responses
+            .get(&(evaluation.challenge_id.clone(), evaluation.uid))
+            .cloned()
+            .flatten();
+        let recorded = evaluation.clone();
+        let sender = self.jobs.clone();
+        self.pool.spawn(move || {
+            let recomputed = environment.evaluate(&challenge, response.as_deref());
+            let _ = sender.send(JobResult::Evaluation {
+                seq,
+                recorded,
+                recomputed,
+            });
+        });
+    }
+
+    fn change_profile(
+        &mut self,
+        seq: u64,
+        changed: &weightlog_schema::event::ProfileChanged,
+    ) -> Result<(), AuditError> {
+        let current = self
+            .profile
+            .as_ref()
+            .and_then(|profile| profile.projection.as_ref().ok())
+            .map(|projection| projection.name());
+        let next = for_profile(&changed.profile, &changed.parameters_json);
+        let switch = match (&next, current) {
+            (Ok(next), Some(current)) => next.name() != current,
+            _ => true,
+        };
+        let projection = if switch {
+            match next {
+                // A projection that takes over folds the whole log before the switch, as
+                // the validator's node does when its profile changes.
+                Ok(mut projection) => match self.refold(projection.as_mut(), seq)? {
+                    None => Ok(projection),
+                    Some(reason) => Err(reason),
+                },
+                Err(error) => Err(error.to_string()),
+            }
+        } else {
+            match self.profile.take().map(|profile| profile.projection) {
+                Some(Ok(projection)) => Ok(projection),
+                _ => Err("no projection".to_string()),
+            }
+        };
+        self.profile = Some(Profile {
+            name: changed.profile.clone(),
+            parameters_json: changed.parameters_json.clone(),
+            parameters_hash: changed.parameters_hash,
+            projection,
+        });
+        Ok(())
+    }
+
+    /// Folds the events below `to` into a projection taking over; `Some(reason)` when one
+    /// of them is refused.
+    fn refold(
+        &self,
+        projection: &mut dyn RunningProjection,
+        to: u64,
+    ) -> Result<Option<String>, AuditError> {
+        let mut problem = None;
+        self.source.read(0, to, &mut |raw| {
+            let applied = codec::decode(&raw.bytes)
+                .map_err(|error| error.to_string())
+                .and_then(|event| {
+                    projection
+                        .apply(raw.seq, &event)
+                        .map_err(|error| error.to_string())
+                });
+            if let Err(reason) = applied {
+                problem = Some(format!(
+                    "the projection taking over refuses event {}: {reason}",
+                    raw.seq
+                ));
+                return false;
+            }
+            true
+        })?;
+        Ok(problem)
+    }
+
+    fn save(&mut self) -> Result<(), AuditError> {
+        let Some(profile) = &self.profile else {
+            return Ok(());
+        };
+        let Ok(projection) = &profile.projection else {
+            return Ok(());
+        };
+        let state = projection
+            .checkpoint(self.frontier.size())
+            .map_err(|error| AuditError::Checkpoint(error.to_string()))?;
+        self.saved = Some(AuditCheckpoint::new(
+            self.source.origin(),
+            &self.source.signer().to_ss58(),
+            &self.frontier,
+            &profile.name,
+            &profile.parameters_json,
+            profile.parameters_hash,
+            state,
+        ));
+        Ok(())
+    }
+
+    fn compare(&mut self, result: JobResult) {
+        match result {
+            JobResult::Decision {
+                seq,
+                recorded,
+                recomputed,
+            } => {
+                if !self.reported.contains(&seq)
+                    && let Some(divergence) = compare_decision(seq, &recorded, recomputed)
+                {
+                    self.divergences.push(divergence);
+                }
+            }
+            JobResult::Evaluation {
+                seq,
+                recorded,
+                recomputed,
+            } => {
+                if let Some(divergence) = compare_evaluation(seq, &recorded, recomputed) {
+                    self.divergences.push(divergence);
+                }
+            }
+        }
+    }
+
+    fn report(self, size: u64) -> (AuditReport, Option<AuditCheckpoint>) {
+        let (projection, state_hash) = match &self.profile {
+            Some(Profile {
+                projection: Ok(projection),
+                ..
+            }) => (
+                projection.name().to_string(),
+                projection.state_hash().unwrap_or(Hash([0; 32])),
+            ),
+            _ => ("none".to_string(), Hash([0; 32])),
+        };
+        let evaluations_diverged = self
+            .divergences
+            .iter()
+            .filter(|finding| finding.kind == "EvaluationRecorded")
+            .count() as u64;
+        let decisions_diverged = self.divergences.len() as u64 - evaluations_diverged;
+        let (verdict, findings) = match (self.tampered, self.invalid) {
+            (Some(finding), _) => (Verdict::Tampered(finding), 1),
+            (None, Some(finding)) => (Verdict::Invalid(finding), 1),
+            (None, None) => match self
+                .divergences
+                .iter()
+                .min_by_key(|finding| finding.seq)
+                .cloned()
+            {
+                Some(first) => (Verdict::Diverged(first), self.divergences.len() as u64),
+                None => (Verdict::Match, 0),
+            },
+        };
+        let saved = matches!(verdict, Verdict::Match)
+            .then_some(self.saved)
+            .flatten();
+        let report = AuditReport {
+            origin: self.source.origin().to_string(),
+            signer: self.source.signer().to_ss58(),
+            log_size: size,
+            events_checked: self.frontier.size().saturating_sub(self.start),
+            checkpoints_checked: self.checkpoints_checked,
+            resumed_from: self.start,
+            folded_to: self.frontier.size().min(self.fold_limit),
+            projection,
+            state_hash,
+            root: self.frontier.root(),
+            root_size: self.frontier.size(),
+            decisions_checked: self.decisions_checked,
+            decisions_diverged,
+            evaluations_checked: self.evaluations_checked,
+            evaluations_diverged,
+            evaluations_not_rerun: self.evaluations_not_rerun,
+            findings,
+            verdict,
+        };
+        (report, saved)
+    }
+}
+
+/// Sends the events `from..to` in chunks; stops when the fold stops listening.
+fn read_chunks(
+    source: &dyn Source,
+    from: u64,
+    to: u64,
+    chunks: Sender<Vec<RawEvent>>,
+) -> Result<(), AuditError> {
+    let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
+    let mut listening = true;
+    source.read(from, to, &mut |raw| {
+        chunk.push(raw);
+        if chunk.len() == CHUNK_EVENTS {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_EVENTS));
+            listening = chunks.send(full).is_ok();
+        }
+        listening
+    })?;
+    if listening && !chunk.is_empty() {
+        let _ = chunks.send(chunk);
+    }
+    Ok(())
+}
+
+fn evaluation_json(score: f64, metrics: &[Metric]) -> Value {
+    json!({"score": score, "metrics": metrics})
+}
+
+fn same_float(left: f64, right: f64) -> bool {
+    left.to_bits() == right.to_bits()
+}
+
+fn compare_evaluation(
+    seq: u64,
+    recorded: &EvaluationRecorded,
+    recomputed: Result<Evaluation, EnvError>,
+) -> Option<Finding> {
+    let kind = "EvaluationRecorded";
+    let recomputed = match recomputed {
+        Ok(evaluation) => evaluation,
+        Err(error) => {
+            return Some(finding(
+                seq,
+                kind,
+                format!(
+                    "uid {} on challenge `{}`: the environment refuses to re-run it: {error}",
+                    recorded.uid, recorded.challenge_id
+                ),
+            ));
+        }
+    };
+    let same_metrics = recorded.metrics.len() == recomputed.metrics.len()
+        && recorded
+            .metrics
+            .iter()
+            .zip(&recomputed.metrics)
+            .all(|(left, right)| left.name == right.name && same_float(left.value, right.value));
+    if same_float(recorded.score, recomputed.score) && same_metrics {
+        return None;
+    }
+    Some(Finding {
+        recorded: Some(evaluation_json(recorded.score, &recorded.metrics)),
+        recomputed: Some(evaluation_json(recomputed.score, &recomputed.metrics)),
+        uids: Vec::new(),
+        ..finding(
+            seq,
+            kind,
+            format!(
+                "uid {} on challenge `{}`: recorded score {} but re-running the evaluation \
+                 gives {}",
+                recorded.uid, recorded.challenge_id, recorded.score, recomputed.score
+            ),
+        )
+    })
+}
+
+fn decision_json(decision: &Decision) -> Value {
+    json!({
+        "uids": decision.uids,
+        "raw_weights": decision.raw_weights(),
+        "raw_weight_bits": decision.raw_weight_bits,
+        "u16_uids": decision.u16_uids,
+        "u16_weights": decision.u16_weights,
+    })
+}
+
+fn compare_decision(
+    seq: u64,
+    recorded: &Decision,
+    recomputed: Result<(Value, Recomputed), MechanismError>,
+) -> Option<Finding> {
+    let kind = "WeightsComputed";
+    let recorded_json = Some(decision_json(recorded));
+    match recomputed {
+        Err(error) => Some(Finding {
+            recorded: recorded_json,
+            ..finding(
+                seq,
+                kind,
+                format!("the mechanism fails on the recorded evidence: {error}"),
+            )
+        }),
+        Ok((_, Recomputed::NoWeights(reason))) => Some(Finding {
+            recorded: recorded_json,
+            uids: recorded.uids.clone(),
+            ..finding(
+                seq,
+                kind,
+                format!("weights were recorded but the mechanism sets none: {reason}"),
+            )
+        }),
+        Ok((_, Recomputed::Weights(recomputed))) if recomputed != *recorded => {
+            let uids = recorded.differing_uids(&recomputed);
+            Some(Finding {
+                recorded: recorded_json,
+                recomputed: Some(decision_json(&recomputed)),
+                uids,
+                ..finding(
+                    seq,
+                    kind,
+                    "the recorded weights are not the ones the recorded evidence gives",
+                )
+            })
+        }
+        Ok(_) => None,
+    }
+}

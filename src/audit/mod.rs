@@ -1,0 +1,180 @@
+//! The auditor: `weightlog replay verify`. Reads a log, proves it untampered and recomputes
+//! every recorded weight decision (and, with `re_evaluate`, every evaluation an environment
+//! can re-run) from the recorded evidence.
+//!
+//! How the work is split (DESIGN.md "Replay"):
+//! - a reader thread reads raw event bytes (and the stored leaf hashes) in chunks of
+//!   [`CHUNK_EVENTS`];
+//! - a rayon pool of `threads` workers validates and decodes each chunk's events, hashes
+//!   their leaves, verifies every checkpoint signature, computes each weight decision from a
+//!   fork of the projection state, and re-runs evaluations;
+//! - the calling thread does what needs seq order: it pushes leaves onto the Merkle
+//!   frontier, compares the root at every signed checkpoint, and folds the projection.
+//!
+//! **Architecture Invariant:** the report depends only on the log, never on `threads`: the
+//! fold is sequential, parallel results are keyed by seq and the first problem is the one
+//! with the lowest seq. Tests compare reports and state hashes across thread counts.
+
+mod checkpoint;
+mod fold;
+mod pipeline;
+mod source;
+
+pub use checkpoint::AuditCheckpoint;
+pub use source::{LogSource, MemorySource, RawEvent, Source};
+
+use serde::Serialize;
+use serde_json::Value;
+use weightlog_schema::Hash;
+
+/// Events read, decoded and handed to the fold at a time: big enough to keep the workers
+/// busy, small enough that a few chunks in flight stay a few megabytes.
+pub const CHUNK_EVENTS: usize = 4096;
+/// Chunks in flight between the reader, the decoders and the fold.
+pub const CHUNKS_IN_FLIGHT_MAX: usize = 4;
+/// A decision's `log_size` may lag its own seq by at most this many events (a live node
+/// appends other events while it computes); the fold looks that far ahead.
+pub const DECISION_LAG_EVENTS_MAX: u64 = CHUNK_EVENTS as u64;
+
+/// What to check and how.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Worker threads for the parallel stages (at least 1).
+    pub threads: usize,
+    /// Fold and compare decisions up to this seq (inclusive); the chain is still checked
+    /// up to the first signed checkpoint that covers it.
+    pub until: Option<u64>,
+    /// Re-run every evaluation whose environment is built in and compare it.
+    pub re_evaluate: bool,
+    /// Resume from a checkpoint an earlier audit of the same log saved.
+    pub from_checkpoint: Option<AuditCheckpoint>,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            until: None,
+            re_evaluate: false,
+            from_checkpoint: None,
+        }
+    }
+}
+
+/// What was wrong, at which seq.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub seq: u64,
+    /// The event kind at `seq` (or the kind the problem concerns).
+    pub kind: String,
+    pub reason: String,
+    /// What the log holds, when a value was compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Value>,
+    /// What the auditor computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recomputed: Option<Value>,
+    /// For weights: the uids whose raw or u16 weight differs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uids: Vec<u16>,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seq {} ({}): {}", self.seq, self.kind, self.reason)?;
+        if !self.uids.is_empty() {
+            let uids: Vec<String> = self.uids.iter().map(u16::to_string).collect();
+            write!(f, "; uids that differ: {}", uids.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Untampered, and every decision (and re-run evaluation) matched.
+    Match,
+    /// The log is not what its signer signed, or is not a valid log: the first bad seq.
+    Tampered(Finding),
+    /// The log is what its signer signed, but an event is not valid input for its
+    /// profile's projection, so nothing after it can be recomputed.
+    Invalid(Finding),
+    /// The log is intact but a recorded decision or evaluation does not follow from the
+    /// recorded evidence: the first one, by seq.
+    Diverged(Finding),
+}
+
+/// Everything an audit found; the same facts for the human summary and `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditReport {
+    pub origin: String,
+    pub signer: String,
+    /// Events in the log when the audit started.
+    pub log_size: u64,
+    /// Events whose bytes, leaf and checkpoint coverage were checked (this run).
+    pub events_checked: u64,
+    /// Signed checkpoints whose signature and root were checked (this run).
+    pub checkpoints_checked: u64,
+    /// The first seq this run read (0, or the resume point).
+    pub resumed_from: u64,
+    /// Seqs below this were folded into the projection.
+    pub folded_to: u64,
+    /// The projection in force at the end, and its state hash there (the determinism
+    /// witness).
+    pub projection: String,
+    pub state_hash: Hash,
+    /// The Merkle root of the events checked, and the size it covers.
+    pub root: Hash,
+    pub root_size: u64,
+    pub decisions_checked: u64,
+    pub decisions_diverged: u64,
+    pub evaluations_checked: u64,
+    pub evaluations_diverged: u64,
+    /// Evaluations no built-in environment decides (not re-run).
+    pub evaluations_not_rerun: u64,
+    /// How many findings of the verdict's class there were in all.
+    pub findings: u64,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+impl AuditReport {
+    pub fn is_match(&self) -> bool {
+        self.verdict == Verdict::Match
+    }
+}
+
+/// An audit that could not run (as opposed to one that found problems).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    #[error("cannot start {threads} worker threads: {reason}")]
+    Threads { threads: usize, reason: String },
+    #[error("audit checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("{0}")]
+    Options(String),
+}
+
+/// Audits a log.
+pub fn audit(
+    source: &dyn Source,
+    options: &AuditOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(AuditReport, Option<AuditCheckpoint>), AuditError> {
+    if options.threads == 0 {
+        return Err(AuditError::Options("--threads must be at least 1".into()));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .thread_name(|index| format!("weightlog-audit-{index}"))
+        .build()
+        .map_err(|error| AuditError::Threads {
+            threads: options.threads,
+            reason: error.to_string(),
+        })?;
+    fold::run(source, options, &pool, progress)
+}

@@ -1,0 +1,213 @@
+//! Where an audit reads events from: a log on disk ([`LogSource`]) or events in memory
+//! ([`MemorySource`], for the fuzzer and tests that need no signatures).
+//!
+//! **API Boundary:** everything a source returns is untrusted; the audit checks it.
+
+use redb::ReadableTable;
+use weightlog_schema::signature::PublicKey;
+use weightlog_schema::{Event, Hash, codec};
+
+use super::AuditError;
+use crate::log::reader::LogReader;
+use crate::log::tables::{CHECKPOINTS, EVENTS, LEAVES};
+
+/// One stored event, as read.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+    /// The leaf hash the log stored for it, when the source keeps one.
+    pub stored_leaf: Option<Hash>,
+}
+
+/// A log to audit.
+pub trait Source: Sync {
+    /// The checkpoint origin the log claims.
+    fn origin(&self) -> &str;
+    /// The key every checkpoint must be signed by.
+    fn signer(&self) -> &PublicKey;
+    /// Number of events when the audit starts.
+    fn size(&self) -> Result<u64, AuditError>;
+    /// Every stored signed checkpoint as (stored size, text), ascending.
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, AuditError>;
+    /// Whether every event must be covered by a signed checkpoint (a log on disk); an
+    /// in-memory sequence has none.
+    fn signed(&self) -> bool;
+    /// Calls `visit` with the events `from..to` in seq order until it returns `false`.
+    fn read(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(RawEvent) -> bool,
+    ) -> Result<(), AuditError>;
+}
+
+/// A log on disk.
+pub struct LogSource {
+    reader: LogReader,
+}
+
+impl LogSource {
+    pub fn new(reader: LogReader) -> Self {
+        Self { reader }
+    }
+}
+
+impl Source for LogSource {
+    fn origin(&self) -> &str {
+        &self.reader.meta().origin
+    }
+
+    fn signer(&self) -> &PublicKey {
+        &self.reader.meta().signer
+    }
+
+    fn size(&self) -> Result<u64, AuditError> {
+        Ok(self.reader.size()?)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, AuditError> {
+        let snapshot = self.reader.snapshot()?;
+        let table = snapshot
+            .transaction()
+            .open_table(CHECKPOINTS)
+            .map_err(crate::log::LogError::from)?;
+        let mut found = Vec::new();
+        for entry in table.iter().map_err(crate::log::LogError::from)? {
+            let (size, text) = entry.map_err(crate::log::LogError::from)?;
+            found.push((size.value(), text.value().to_string()));
+        }
+        Ok(found)
+    }
+
+    fn signed(&self) -> bool {
+        true
+    }
+
+    fn read(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(RawEvent) -> bool,
+    ) -> Result<(), AuditError> {
+        if from >= to {
+            return Ok(());
+        }
+        let snapshot = self.reader.snapshot()?;
+        let transaction = snapshot.transaction();
+        let events = transaction
+            .open_table(EVENTS)
+            .map_err(crate::log::LogError::from)?;
+        let leaves = transaction
+            .open_table(LEAVES)
+            .map_err(crate::log::LogError::from)?;
+        let mut leaf_entries = leaves
+            .range(from..to)
+            .map_err(crate::log::LogError::from)?
+            .peekable();
+        for entry in events.range(from..to).map_err(crate::log::LogError::from)? {
+            let (seq, bytes) = entry.map_err(crate::log::LogError::from)?;
+            let seq = seq.value();
+            // The leaves table is read in step; a leaf for a seq that has no event is
+            // skipped (the missing event is reported by seq, not by its leaf).
+            let mut stored_leaf = None;
+            while let Some(next) = leaf_entries.peek() {
+                let leaf_seq = match next {
+                    Ok((leaf_seq, _)) => leaf_seq.value(),
+                    Err(_) => break,
+                };
+                if leaf_seq > seq {
+                    break;
+                }
+                if let Some(Ok((_, hash))) = leaf_entries.next()
+                    && leaf_seq == seq
+                {
+                    stored_leaf = Some(Hash(*hash.value()));
+                }
+            }
+            let raw = RawEvent {
+                seq,
+                bytes: bytes.value().to_vec(),
+                stored_leaf,
+            };
+            if !visit(raw) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Events in memory, seqs from 0, without signatures or stored leaves.
+pub struct MemorySource {
+    origin: String,
+    signer: PublicKey,
+    events: Vec<Vec<u8>>,
+}
+
+impl MemorySource {
+    /// Encodes `events` canonically; an event that does not encode is an error.
+    pub fn new(events: &[Event]) -> Result<Self, AuditError> {
+        let events = events
+            .iter()
+            .enumerate()
+            .map(|(seq, event)| {
+                codec::encode(event).map_err(|error| {
+                    AuditError::Options(format!("event {seq} does not encode: {error}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_bytes(events))
+    }
+
+    /// Raw bytes as they are (possibly invalid: the audit reports them).
+    pub fn from_bytes(events: Vec<Vec<u8>>) -> Self {
+        Self {
+            origin: "memory".into(),
+            signer: PublicKey([0; 32]),
+            events,
+        }
+    }
+}
+
+impl Source for MemorySource {
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn signer(&self) -> &PublicKey {
+        &self.signer
+    }
+
+    fn size(&self) -> Result<u64, AuditError> {
+        Ok(self.events.len() as u64)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, AuditError> {
+        Ok(Vec::new())
+    }
+
+    fn signed(&self) -> bool {
+        false
+    }
+
+    fn read(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(RawEvent) -> bool,
+    ) -> Result<(), AuditError> {
+        let to = to.min(self.events.len() as u64);
+        for seq in from..to {
+            let raw = RawEvent {
+                seq,
+                bytes: self.events[seq as usize].clone(),
+                stored_leaf: None,
+            };
+            if !visit(raw) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! `replay verify`: the auditor's command.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{CliError, ReplayCommand, ReplayVerifyArgs};
+use crate::audit::{self, AuditCheckpoint, AuditOptions, AuditReport, LogSource, Verdict};
+use crate::log::LogReader;
+
+pub(super) fn replay(command: ReplayCommand) -> Result<(), CliError> {
+    match command {
+        ReplayCommand::Verify(args) => verify(args),
+    }
+}
+
+fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
+    if args.re_embed {
+        return Err(CliError::Input(
+            "--re-embed needs the burn embedding model, which this build does not include yet; \
+             run without it (embeddings are then checked only as recorded data)"
+                .into(),
+        ));
+    }
+    let from_checkpoint = match &args.from_checkpoint {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(CliError::io(path))?;
+            Some(AuditCheckpoint::from_bytes(&bytes).map_err(|error| {
+                CliError::Input(format!("--from-checkpoint {}: {error}", path.display()))
+            })?)
+        }
+        None => None,
+    };
+    let threads = match args.threads {
+        Some(threads) => threads,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let options = AuditOptions {
+        threads,
+        until: args.until,
+        re_evaluate: args.re_evaluate,
+        from_checkpoint,
+    };
+    let reader = LogReader::open(&args.log)?;
+    let size = reader.size()?;
+    let source = LogSource::new(reader);
+
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} verifying [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let progress = |position: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(position);
+        }
+    };
+    let started = Instant::now();
+    let (report, saved) = audit::audit(&source, &options, &progress)
+        .map_err(|error| CliError::Input(error.to_string()))?;
+    let elapsed = started.elapsed();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+
+    if let (Some(path), Some(saved)) = (&args.save_checkpoint, &saved) {
+        let bytes = saved
+            .to_bytes()
+            .map_err(|error| CliError::Input(error.to_string()))?;
+        std::fs::write(path, bytes).map_err(CliError::io(path))?;
+    }
+    if args.json {
+        let mut value = serde_json::to_value(&report).unwrap_or(serde_json::Value::Null);
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("threads".into(), threads.into());
+            map.insert("elapsed_ms".into(), (elapsed.as_millis() as u64).into());
+        }
+        println!("{value:#}");
+    } else {
+        print_summary(&report, threads, elapsed.as_secs_f64());
+        match (&args.save_checkpoint, &saved) {
+            (Some(path), Some(saved)) => println!(
+                "saved        audit checkpoint at seq {} to {}",
+                saved.next_seq(),
+                path.display()
+            ),
+            (Some(_), None) => {
+                println!("saved        nothing: an audit that did not match saves no checkpoint")
+            }
+            _ => {}
+        }
+    }
+    match &report.verdict {
+        Verdict::Match => Ok(()),
+        Verdict::Tampered(finding) => Err(CliError::Invalid(format!("log tampered at {finding}"))),
+        Verdict::Invalid(finding) => Err(CliError::Invalid(format!(
+            "log invalid for its profile at {finding}"
+        ))),
+        Verdict::Diverged(finding) => Err(CliError::Diverged(format!(
+            "weights or evaluations diverge at {finding}"
+        ))),
+    }
+}
+
+fn print_summary(report: &AuditReport, threads: usize, seconds: f64) {
+    println!("origin       {}", report.origin);
+    println!("signer       {}", report.signer);
+    println!(
+        "events       {} checked from seq {}, {} signed checkpoints",
+        report.events_checked, report.resumed_from, report.checkpoints_checked
+    );
+    println!("root         {} at size {}", report.root, report.root_size);
+    println!(
+        "projection   {} folded to seq {}, state hash {}",
+        report.projection, report.folded_to, report.state_hash
+    );
+    println!(
+        "decisions    {} recomputed, {} differ",
+        report.decisions_checked, report.decisions_diverged
+    );
+    println!(
+        "evaluations  {} re-run, {} differ, {} not re-runnable",
+        report.evaluations_checked, report.evaluations_diverged, report.evaluations_not_rerun
+    );
+    let rate = if seconds > 0.0 {
+        report.events_checked as f64 / seconds
+    } else {
+        0.0
+    };
+    println!("took         {seconds:.2} s ({rate:.0} events/s, {threads} threads)");
+    match &report.verdict {
+        Verdict::Match => {
+            println!("verdict      MATCH: untampered, and every decision follows from the log")
+        }
+        Verdict::Tampered(finding) => {
+            println!("verdict      TAMPERED at {finding}");
+        }
+        Verdict::Invalid(finding) => {
+            println!("verdict      INVALID (signed, but not valid for its profile) at {finding}");
+        }
+        Verdict::Diverged(finding) => {
+            println!(
+                "verdict      DIVERGED ({} findings); first at {finding}",
+                report.findings
+            );
+            if let Some(recorded) = &finding.recorded {
+                println!("recorded     {recorded}");
+            }
+            if let Some(recomputed) = &finding.recomputed {
+                println!("recomputed   {recomputed}");
+            }
+        }
+    }
+}
