@@ -12,6 +12,7 @@ pub mod hash;
 pub mod json_schema;
 pub mod merkle;
 pub mod proof;
+pub mod properties;
 pub mod samples;
 pub mod signature;
 pub mod ss58;

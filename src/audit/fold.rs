@@ -805,9 +805,9 @@ impl Fold<'_> {
                 None => (Verdict::Match, 0),
             },
         };
-        let saved = matches!(verdict, Verdict::Match)
-            .then_some(self.saved)
-            .flatten();
+        let mut divergences = self.divergences;
+        divergences.sort_by_key(|finding| finding.seq);
+        divergences.truncate(super::FINDINGS_LISTED_MAX);
         let report = AuditReport {
             origin: self.source.origin().to_string(),
             signer: self.source.signer().to_ss58(),
@@ -826,9 +826,10 @@ impl Fold<'_> {
             evaluations_diverged,
             evaluations_not_rerun: self.evaluations_not_rerun,
             findings,
+            divergences,
             verdict,
         };
-        (report, saved)
+        (report, self.saved)
     }
 }
 

@@ -32,6 +32,8 @@ use weightlog_schema::Hash;
 pub const CHUNK_EVENTS: usize = 4096;
 /// Chunks in flight between the reader, the decoders and the fold.
 pub const CHUNKS_IN_FLIGHT_MAX: usize = 4;
+/// Divergences listed in a report (the first ones by seq); `findings` counts them all.
+pub const FINDINGS_LISTED_MAX: usize = 100;
 /// A decision's `log_size` may lag its own seq by at most this many events (a live node
 /// appends other events while it computes); the fold looks that far ahead.
 pub const DECISION_LAG_EVENTS_MAX: u64 = CHUNK_EVENTS as u64;
@@ -136,6 +138,8 @@ pub struct AuditReport {
     pub evaluations_not_rerun: u64,
     /// How many findings of the verdict's class there were in all.
     pub findings: u64,
+    /// The first [`FINDINGS_LISTED_MAX`] divergences by seq (whatever the verdict).
+    pub divergences: Vec<Finding>,
     #[serde(flatten)]
     pub verdict: Verdict,
 }
@@ -159,7 +163,9 @@ pub enum AuditError {
     Options(String),
 }
 
-/// Audits a log.
+/// Audits a log. With the report comes a checkpoint of the state at the fold limit (when
+/// the profile has a projection and the audit got there), which a later audit of the same
+/// log can resume from; save it only when the report matched.
 pub fn audit(
     source: &dyn Source,
     options: &AuditOptions,

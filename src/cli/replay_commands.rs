@@ -70,6 +70,7 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
         bar.finish_and_clear();
     }
 
+    let saved = saved.filter(|_| report.is_match());
     if let (Some(path), Some(saved)) = (&args.save_checkpoint, &saved) {
         let bytes = saved
             .to_bytes()
