@@ -5,13 +5,13 @@ mod common;
 
 use std::path::Path;
 
-use redb::{Database, ReadableTable};
-use weightlog::log::tables::{BY_ID, CHECKPOINTS, EVENTS, LEAVES, TREE};
+use common::tamper::{rebuild_everything, with_table};
+use redb::ReadableTable;
+use weightlog::log::tables::{CHECKPOINTS, EVENTS};
 use weightlog::log::{Log, LogError, LogReader, VerifyReport, verify_log};
 use weightlog_schema::event::EventKind;
-use weightlog_schema::merkle::Frontier;
 use weightlog_schema::samples::sample;
-use weightlog_schema::{Checkpoint, SignedCheckpoint, encode, event_id, leaf_hash};
+use weightlog_schema::{SignedCheckpoint, encode};
 
 /// A log of 1 + `events` events; `commit_size` events per commit.
 fn build(path: &Path, events: u64, commit_size: usize) {
@@ -37,69 +37,6 @@ fn problem_seq(report: &VerifyReport) -> u64 {
 /// Another valid event, encoded: what a validator would write instead of the original.
 fn forged_bytes() -> Vec<u8> {
     encode(&sample(EventKind::EvaluationRecorded, 999_999)).unwrap()
-}
-
-fn with_table<F>(path: &Path, edit: F)
-where
-    F: FnOnce(&redb::WriteTransaction),
-{
-    let database = Database::open(path).unwrap();
-    let transaction = database.begin_write().unwrap();
-    edit(&transaction);
-    transaction.commit().unwrap();
-}
-
-/// Recomputes leaves, tree nodes and the dedupe index from the (edited) events, as a
-/// careful forger would; with `resign`, also re-signs every checkpoint with the validator key.
-fn rebuild_everything(path: &Path, resign: bool) {
-    with_table(path, |transaction| {
-        let events: Vec<(u64, Vec<u8>)> = {
-            let table = transaction.open_table(EVENTS).unwrap();
-            table
-                .iter()
-                .unwrap()
-                .map(|entry| {
-                    let (seq, bytes) = entry.unwrap();
-                    (seq.value(), bytes.value().to_vec())
-                })
-                .collect()
-        };
-        let mut leaves = transaction.open_table(LEAVES).unwrap();
-        let mut tree = transaction.open_table(TREE).unwrap();
-        let mut by_id = transaction.open_table(BY_ID).unwrap();
-        let mut checkpoints = transaction.open_table(CHECKPOINTS).unwrap();
-        let sizes: Vec<(u64, String)> = checkpoints
-            .iter()
-            .unwrap()
-            .map(|entry| {
-                let (size, text) = entry.unwrap();
-                (size.value(), text.value().to_string())
-            })
-            .collect();
-        let mut frontier = Frontier::new();
-        for (seq, bytes) in &events {
-            let timestamp_ms = weightlog_schema::decode(bytes).unwrap().timestamp_ms;
-            by_id
-                .insert((timestamp_ms, &event_id(bytes).0), *seq)
-                .unwrap();
-            for (level, index, hash) in frontier.push(leaf_hash(bytes)) {
-                if level == 0 {
-                    leaves.insert(index, &hash.0).unwrap();
-                } else {
-                    tree.insert((level as u8, index), &hash.0).unwrap();
-                }
-            }
-            let checkpointed = sizes.iter().find(|(size, _)| *size == seq + 1);
-            if let (true, Some((size, text))) = (resign, checkpointed) {
-                let old = SignedCheckpoint::parse(text).unwrap();
-                let key = common::validator_key();
-                let fresh = Checkpoint::new(old.checkpoint.origin, *size, frontier.root())
-                    .unwrap()
-                    .sign(key.public(), |message| key.sign(message));
-                checkpoints.insert(*size, fresh.to_text().as_str()).unwrap();
-            }
-        }
-    });
 }
 
 #[test]
@@ -132,7 +69,7 @@ fn a_careful_forgery_is_caught_by_the_signed_checkpoint() {
         let mut events = transaction.open_table(EVENTS).unwrap();
         events.insert(17, forged_bytes().as_slice()).unwrap();
     });
-    rebuild_everything(&path, false);
+    rebuild_everything(&path, None);
     let report = verify(&path);
     assert_eq!(problem_seq(&report), 17, "{:?}", report.problem);
     let reason = &report.problem.as_ref().unwrap().reason;
@@ -163,7 +100,7 @@ fn a_resigned_history_is_caught_by_an_auditors_old_checkpoint() {
         let mut events = transaction.open_table(EVENTS).unwrap();
         events.insert(10, forged_bytes().as_slice()).unwrap();
     });
-    rebuild_everything(&path, true);
+    rebuild_everything(&path, Some(&common::validator_key()));
     assert!(verify(&path).is_ok());
     // ...but it no longer extends what the auditor holds.
     let reader = LogReader::open(&path).unwrap();

@@ -18,6 +18,7 @@
 mod checkpoint;
 mod fold;
 mod pipeline;
+pub mod properties;
 mod source;
 
 pub use checkpoint::AuditCheckpoint;

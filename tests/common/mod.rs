@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod tamper;
+
 use std::path::{Path, PathBuf};
 
 use weightlog::keys::Hotkey;
