@@ -1,0 +1,177 @@
+//! `replay verify` throughput on a generated log, at 1 and at 2 worker threads, beside the
+//! bound that blake3 leaf hashing alone sets for the same events (and, to show where the
+//! rest of the time goes, reading them from redb and decoding them).
+//!
+//! Run it with `cargo bench --bench replay`. The log (affine, seed 1,
+//! `WEIGHTLOG_REPLAY_BENCH_EVENTS` events, default 1,000,000) is generated once and kept
+//! beside the build (`CARGO_TARGET_TMPDIR`); `cargo test --bench replay` uses 3,000 events.
+//! At the end the bench prints each figure once more from a timed run, the 2-thread
+//! scaling ratio and the share of the hashing bound each replay reaches.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group};
+use rayon::prelude::*;
+use weightlog::audit::{AuditOptions, LogSource, Source, Verdict, audit};
+use weightlog::genlog::{GenOptions, generate};
+use weightlog::log::LogReader;
+use weightlog_schema::{codec, leaf_hash};
+
+const EVENTS_DEFAULT: u64 = 1_000_000;
+const EVENTS_TEST_MODE: u64 = 3_000;
+const THREAD_COUNTS: [usize; 2] = [1, 2];
+
+fn benchmarking() -> bool {
+    std::env::args().any(|argument| argument == "--bench")
+}
+
+fn events() -> u64 {
+    match std::env::var("WEIGHTLOG_REPLAY_BENCH_EVENTS") {
+        Ok(value) => value
+            .parse()
+            .expect("WEIGHTLOG_REPLAY_BENCH_EVENTS is a number"),
+        Err(_) if benchmarking() => EVENTS_DEFAULT,
+        Err(_) => EVENTS_TEST_MODE,
+    }
+}
+
+/// The generated log, made once per size.
+fn log_path(events: u64) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("replay-affine-{events}.redb"));
+    let complete = path.exists()
+        && LogReader::open(&path)
+            .and_then(|reader| reader.size())
+            .is_ok_and(|size| size == events);
+    if !complete {
+        let _ = std::fs::remove_file(&path);
+        let started = Instant::now();
+        let summary = generate(&path, &GenOptions::new("affine", events, 1)).expect("gen-log");
+        eprintln!(
+            "generated {} events ({} decisions) in {:.1} s at {}",
+            summary.events,
+            summary.decisions,
+            started.elapsed().as_secs_f64(),
+            path.display()
+        );
+    }
+    path
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+}
+
+fn replay(path: &Path, threads: usize) {
+    let source = LogSource::new(LogReader::open(path).expect("open"));
+    let options = AuditOptions {
+        threads,
+        ..AuditOptions::default()
+    };
+    let (report, _) = audit(&source, &options, &|_| {}).expect("audit");
+    assert_eq!(report.verdict, Verdict::Match, "{report:?}");
+    black_box(report);
+}
+
+fn read_all(path: &Path) -> Vec<Vec<u8>> {
+    let source = LogSource::new(LogReader::open(path).expect("open"));
+    let mut all = Vec::new();
+    source
+        .read(0, u64::MAX, &mut |raw| {
+            all.push(raw.bytes);
+            true
+        })
+        .expect("read");
+    all
+}
+
+fn hash_all(events: &[Vec<u8>], pool: &rayon::ThreadPool) {
+    pool.install(|| {
+        events.par_iter().for_each(|bytes| {
+            black_box(leaf_hash(bytes));
+        })
+    });
+}
+
+fn decode_all(events: &[Vec<u8>]) {
+    for bytes in events {
+        black_box(codec::decode(bytes).expect("valid"));
+    }
+}
+
+fn timed(mut run: impl FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = Instant::now();
+        run();
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn benches(criterion: &mut Criterion) {
+    let count = events();
+    let path = log_path(count);
+    let bytes = read_all(&path);
+    let total_bytes: usize = bytes.iter().map(Vec::len).sum();
+    eprintln!(
+        "{count} events, {:.1} MB of event bytes",
+        total_bytes as f64 / 1e6
+    );
+    let pools: Vec<(usize, rayon::ThreadPool)> = THREAD_COUNTS
+        .iter()
+        .map(|threads| (*threads, pool(*threads)))
+        .collect();
+
+    let mut group = criterion.benchmark_group("replay");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(count));
+    for (threads, pool) in &pools {
+        group.bench_function(format!("verify/threads/{threads}"), |bench| {
+            bench.iter(|| replay(&path, *threads))
+        });
+        group.bench_function(format!("leaf_hash_bound/threads/{threads}"), |bench| {
+            bench.iter(|| hash_all(&bytes, pool))
+        });
+    }
+    group.bench_function("read_only/threads/1", |bench| {
+        bench.iter(|| black_box(read_all(&path)))
+    });
+    group.bench_function("decode_only/threads/1", |bench| {
+        bench.iter(|| decode_all(&bytes))
+    });
+    group.finish();
+
+    if benchmarking() {
+        let rate = |seconds: f64| count as f64 / seconds;
+        let mut replay_rates = Vec::new();
+        for (threads, pool) in &pools {
+            let replay_seconds = timed(|| replay(&path, *threads));
+            let hash_seconds = timed(|| hash_all(&bytes, pool));
+            replay_rates.push(rate(replay_seconds));
+            println!(
+                "summary threads={threads}: replay verify {:.0} events/s, leaf hashing alone \
+                 {:.0} events/s, replay reaches {:.1}% of the hashing bound",
+                rate(replay_seconds),
+                rate(hash_seconds),
+                100.0 * hash_seconds / replay_seconds
+            );
+        }
+        println!(
+            "summary scaling 1 -> 2 threads: x{:.2}",
+            replay_rates[1] / replay_rates[0]
+        );
+    }
+}
+
+criterion_group!(replay_benches, benches);
+
+fn main() {
+    replay_benches();
+    Criterion::default().configure_from_args().final_summary();
+}

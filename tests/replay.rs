@@ -1,0 +1,325 @@
+//! The auditor (`weightlog replay verify`) on generated logs: honest logs match at every
+//! thread count; a lying validator is caught only by re-evaluation; a careless one at its
+//! decision, naming the uids; tampering at the seq; resuming reads only the new events.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::tamper::{rebuild_everything, with_table};
+use weightlog::audit::{AuditCheckpoint, AuditOptions, AuditReport, LogSource, Verdict, audit};
+use weightlog::genlog::{self, GenOptions, PROFILES};
+use weightlog::log::LogReader;
+use weightlog::log::tables::{CHECKPOINTS, EVENTS};
+use weightlog_schema::event::Metric;
+use weightlog_schema::{Payload, SignedCheckpoint, codec};
+
+const BIN: &str = env!("CARGO_BIN_EXE_weightlog");
+
+fn generated(directory: &Path, profile: &str, events: u64) -> PathBuf {
+    let path = directory.join(format!("{profile}.redb"));
+    genlog::generate(&path, &GenOptions::new(profile, events, 5)).expect("generate");
+    path
+}
+
+fn run(path: &Path, options: AuditOptions) -> (AuditReport, Option<AuditCheckpoint>) {
+    let source = LogSource::new(LogReader::open(path).expect("open"));
+    audit(&source, &options, &|_| {}).expect("audit runs")
+}
+
+fn with_threads(threads: usize) -> AuditOptions {
+    AuditOptions {
+        threads,
+        ..AuditOptions::default()
+    }
+}
+
+fn finding(report: &AuditReport) -> &weightlog::audit::Finding {
+    match &report.verdict {
+        Verdict::Match => panic!("expected a finding: {report:?}"),
+        Verdict::Tampered(finding) | Verdict::Invalid(finding) | Verdict::Diverged(finding) => {
+            finding
+        }
+    }
+}
+
+#[test]
+fn every_profile_replays_identically_at_1_2_and_8_threads() {
+    let directory = tempfile::tempdir().unwrap();
+    for profile in PROFILES {
+        let path = generated(directory.path(), profile, 2_500);
+        let (one, _) = run(&path, with_threads(1));
+        assert_eq!(one.verdict, Verdict::Match, "{profile}: {one:?}");
+        assert!(one.decisions_checked >= 2, "{profile}: {one:?}");
+        assert_eq!(one.events_checked, 2_500);
+        assert!(one.checkpoints_checked >= 3);
+        for threads in [2, 8] {
+            let (many, _) = run(&path, with_threads(threads));
+            assert_eq!(many, one, "{profile} at {threads} threads");
+        }
+    }
+}
+
+/// Makes the evaluation of one wrong SAT answer say it was right, as a validator favouring
+/// a miner would; the weights computed later follow the inflated score.
+fn lying(directory: &Path) -> (PathBuf, u64) {
+    let path = directory.join("liar.redb");
+    let mut lied_at = None;
+    let options = GenOptions::new("affine", 3_000, 9);
+    genlog::generate_with(&path, &options, &mut |seq, event| {
+        if let Payload::EvaluationRecorded(evaluation) = &mut event.payload
+            && lied_at.is_none()
+            && seq > 500
+            && evaluation.score == 0.0
+        {
+            evaluation.score = 1.0;
+            evaluation.metrics = vec![Metric {
+                name: "clauses_satisfied".into(),
+                value: 63.0,
+            }];
+            lied_at = Some(seq);
+        }
+    })
+    .expect("generate");
+    (path, lied_at.expect("a wrong answer to inflate"))
+}
+
+#[test]
+fn a_lying_validator_passes_the_chain_and_weights_but_not_re_evaluation() {
+    let directory = tempfile::tempdir().unwrap();
+    let (path, lied_at) = lying(directory.path());
+    let (plain, _) = run(&path, with_threads(2));
+    assert_eq!(plain.verdict, Verdict::Match, "{plain:?}");
+    assert!(plain.decisions_checked >= 2);
+
+    let (audited, _) = run(
+        &path,
+        AuditOptions {
+            threads: 2,
+            re_evaluate: true,
+            ..AuditOptions::default()
+        },
+    );
+    assert!(audited.evaluations_checked > 100, "{audited:?}");
+    assert_eq!(audited.evaluations_diverged, 1, "{audited:?}");
+    let Verdict::Diverged(finding) = &audited.verdict else {
+        panic!("{audited:?}");
+    };
+    assert_eq!(finding.seq, lied_at);
+    assert_eq!(finding.kind, "EvaluationRecorded");
+    assert_eq!(finding.recorded.as_ref().unwrap()["score"], 1.0);
+    assert_eq!(finding.recomputed.as_ref().unwrap()["score"], 0.0);
+}
+
+#[test]
+fn a_careless_validator_is_named_at_its_decision_with_the_uids() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("careless.redb");
+    let mut decisions = 0;
+    let mut changed = None;
+    let options = GenOptions::new("omega", 3_000, 4);
+    genlog::generate_with(&path, &options, &mut |seq, event| {
+        if let Payload::WeightsComputed(computed) = &mut event.payload {
+            decisions += 1;
+            if decisions == 2 && computed.u16_weights.len() >= 2 {
+                // Hands one miner's weight to another.
+                computed.u16_weights.swap(0, 1);
+                if computed.u16_weights[0] != computed.u16_weights[1] {
+                    changed = Some((seq, [computed.u16_uids[0], computed.u16_uids[1]]));
+                }
+            }
+        }
+    })
+    .expect("generate");
+    let (seq, uids) = changed.expect("a decision with two different weights");
+    let (report, _) = run(&path, with_threads(2));
+    let Verdict::Diverged(finding) = &report.verdict else {
+        panic!("{report:?}");
+    };
+    assert_eq!(finding.seq, seq);
+    assert_eq!(finding.kind, "WeightsComputed");
+    let mut expected = uids.to_vec();
+    expected.sort_unstable();
+    assert_eq!(finding.uids, expected);
+    assert!(finding.recorded.is_some() && finding.recomputed.is_some());
+    assert_eq!(report.decisions_diverged, 1);
+}
+
+/// Replaces the stored bytes of `seq` with a valid event that says something else.
+fn rewrite_event(path: &Path, seq: u64) {
+    with_table(path, |transaction| {
+        let mut events = transaction.open_table(EVENTS).unwrap();
+        let bytes = events.get(seq).unwrap().unwrap().value().to_vec();
+        let mut event = codec::decode(&bytes).unwrap();
+        event.timestamp_ms += 1;
+        events
+            .insert(seq, codec::encode(&event).unwrap().as_slice())
+            .unwrap();
+    });
+}
+
+#[test]
+fn an_event_changed_in_place_is_tampered_at_its_seq() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = generated(directory.path(), "affine", 2_200);
+    rewrite_event(&path, 1_234);
+    let (report, _) = run(&path, with_threads(2));
+    assert!(matches!(report.verdict, Verdict::Tampered(_)), "{report:?}");
+    assert_eq!(finding(&report).seq, 1_234);
+
+    // A careful forger also rebuilds the leaves and tree: the signed root still differs,
+    // and the finding names the first seq of the commit the checkpoint covers.
+    rebuild_everything(&path, None);
+    let (report, _) = run(&path, with_threads(2));
+    let found = finding(&report);
+    assert!(matches!(report.verdict, Verdict::Tampered(_)));
+    assert_eq!(found.seq, 1_000, "{found:?}");
+    assert!(found.reason.contains("signed root"), "{found:?}");
+}
+
+#[test]
+fn a_history_resigned_with_another_key_is_tampered() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = generated(directory.path(), "quasar", 1_500);
+    rewrite_event(&path, 700);
+    let intruder = weightlog::keys::Hotkey::from_seed(&[9; 32]);
+    rebuild_everything(&path, Some(&intruder));
+    let (report, _) = run(&path, with_threads(2));
+    let found = finding(&report);
+    assert!(matches!(report.verdict, Verdict::Tampered(_)), "{report:?}");
+    assert!(found.reason.contains("signed by"), "{found:?}");
+    assert_eq!(found.seq, 0, "the first checkpoint is re-signed too: {found:?}");
+}
+
+#[test]
+fn a_checkpoint_resigned_with_another_key_is_tampered_at_its_range() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = generated(directory.path(), "aml", 2_500);
+    with_table(&path, |transaction| {
+        let mut checkpoints = transaction.open_table(CHECKPOINTS).unwrap();
+        let text = checkpoints.get(2_000).unwrap().unwrap().value().to_string();
+        let old = SignedCheckpoint::parse(&text).unwrap();
+        let intruder = weightlog::keys::Hotkey::from_seed(&[3; 32]);
+        let forged = old
+            .checkpoint
+            .sign(intruder.public(), |message| intruder.sign(message));
+        checkpoints.insert(2_000, forged.to_text().as_str()).unwrap();
+    });
+    let (report, _) = run(&path, with_threads(2));
+    let found = finding(&report);
+    assert!(matches!(report.verdict, Verdict::Tampered(_)), "{report:?}");
+    assert_eq!(found.seq, 1_000);
+    assert!(found.reason.contains("checkpoint at size 2000"), "{found:?}");
+}
+
+#[test]
+fn a_removed_event_is_tampered_at_its_seq() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = generated(directory.path(), "loosh", 1_500);
+    with_table(&path, |transaction| {
+        transaction.open_table(EVENTS).unwrap().remove(612).unwrap();
+    });
+    let (report, _) = run(&path, with_threads(2));
+    let found = finding(&report);
+    assert!(matches!(report.verdict, Verdict::Tampered(_)), "{report:?}");
+    assert_eq!(found.seq, 612);
+    assert!(found.reason.contains("removed"), "{found:?}");
+}
+
+#[test]
+fn resuming_from_a_checkpoint_reads_only_the_new_events() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = generated(directory.path(), "affine", 3_000);
+    let (full, _) = run(&path, with_threads(2));
+    assert_eq!(full.verdict, Verdict::Match);
+
+    let (first, saved) = run(
+        &path,
+        AuditOptions {
+            threads: 2,
+            until: Some(1_999),
+            ..AuditOptions::default()
+        },
+    );
+    assert_eq!(first.verdict, Verdict::Match);
+    assert_eq!(first.folded_to, 2_000);
+    let saved = saved.expect("a checkpoint at the fold limit");
+    assert_eq!(saved.next_seq(), 2_000);
+    let bytes = saved.to_bytes().unwrap();
+    let restored = AuditCheckpoint::from_bytes(&bytes).unwrap();
+    let (second, _) = run(
+        &path,
+        AuditOptions {
+            threads: 2,
+            from_checkpoint: Some(restored),
+            ..AuditOptions::default()
+        },
+    );
+    assert_eq!(second.verdict, Verdict::Match, "{second:?}");
+    assert_eq!(second.resumed_from, 2_000);
+    assert_eq!(second.events_checked, 1_000, "only the new events are read");
+    assert_eq!(second.state_hash, full.state_hash);
+    assert_eq!(second.root, full.root);
+    assert_eq!(
+        first.decisions_checked + second.decisions_checked,
+        full.decisions_checked
+    );
+
+    // A damaged checkpoint file is refused, and one of another log is not used.
+    let mut damaged = bytes.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    assert!(AuditCheckpoint::from_bytes(&damaged).is_err());
+    let other = generated(directory.path(), "omega", 300);
+    let source = LogSource::new(LogReader::open(&other).unwrap());
+    let options = AuditOptions {
+        from_checkpoint: Some(AuditCheckpoint::from_bytes(&bytes).unwrap()),
+        ..AuditOptions::default()
+    };
+    let error = audit(&source, &options, &|_| {}).unwrap_err();
+    assert!(error.to_string().contains("is for log"), "{error}");
+}
+
+#[test]
+fn the_cli_exit_codes_say_match_tampered_and_diverged() {
+    let directory = tempfile::tempdir().unwrap();
+    let good = generated(directory.path(), "omega", 1_200);
+    let verify = |path: &Path, extra: &[&str]| {
+        let output = Command::new(BIN)
+            .args(["replay", "verify", "--json", "--threads", "2"])
+            .args(extra)
+            .arg(path)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|error| panic!("{error}: {output:?}"));
+        (output.status.code(), json)
+    };
+    let saved = directory.path().join("audit.checkpoint");
+    let (code, json) = verify(&good, &["--save-checkpoint", saved.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["verdict"], "match");
+    let (code, json) = verify(&good, &["--from-checkpoint", saved.to_str().unwrap()]);
+    assert_eq!((code, json["events_checked"].as_u64()), (Some(0), Some(0)));
+
+    let (liar, lied_at) = lying(directory.path());
+    let (code, json) = verify(&liar, &["--re-evaluate"]);
+    assert_eq!(code, Some(3), "{json}");
+    assert_eq!(json["verdict"], "diverged");
+    assert_eq!(json["seq"], lied_at);
+
+    rewrite_event(&good, 100);
+    let (code, json) = verify(&good, &[]);
+    assert_eq!(code, Some(2), "{json}");
+    assert_eq!(json["verdict"], "tampered");
+    assert_eq!(json["seq"], 100);
+
+    let output = Command::new(BIN)
+        .args(["replay", "verify", "--re-embed"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--re-embed"));
+}
