@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod envs;
+pub mod genlog;
 pub mod keys;
 pub mod log;
