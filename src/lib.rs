@@ -4,5 +4,6 @@
 pub mod audit;
 pub mod cli;
 pub mod envs;
+pub mod genlog;
 pub mod keys;
 pub mod log;

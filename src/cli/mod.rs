@@ -4,6 +4,7 @@
 //! **API Boundary:** everything here is untrusted input; errors become one clear line on
 //! stderr and a non-zero exit code ([`EXIT_ERROR`], [`EXIT_INVALID`]).
 
+mod genlog_command;
 mod key_commands;
 mod log_commands;
 mod mechanism_commands;
@@ -71,6 +72,30 @@ pub enum Command {
     /// Run a scoring mechanism (affine, loosh, quasar, omega, aml) on a JSON input.
     #[command(subcommand)]
     Mechanism(MechanismCommand),
+    /// Write a synthetic log of a profile (for tests and benchmarks), signed by a throwaway
+    /// key derived from the seed; the same options always give the same events.
+    GenLog(GenLogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenLogArgs {
+    /// Path of the new log file (must not exist).
+    pub out: PathBuf,
+    /// Number of events, the genesis included.
+    #[arg(long)]
+    pub events: u64,
+    /// Profile: affine, omega, loosh, quasar or aml.
+    #[arg(long)]
+    pub profile: String,
+    /// Seed of every random choice, of the signing key and of the log id.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Miners in the metagraph.
+    #[arg(long, default_value_t = crate::genlog::MINERS_DEFAULT)]
+    pub miners: u16,
+    /// Events between weight decisions [default: events / 50, at least 200].
+    #[arg(long, value_name = "EVENTS")]
+    pub decision_interval: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -335,5 +360,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys(command) => key_commands::keys(command),
         Command::Schema(args) => key_commands::schema(args),
         Command::Mechanism(command) => mechanism_commands::mechanism(command),
+        Command::GenLog(args) => genlog_command::gen_log(args),
     }
 }
