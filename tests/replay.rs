@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::tamper::{rebuild_everything, with_table};
+use redb::ReadableTable;
 use weightlog::audit::{AuditCheckpoint, AuditOptions, AuditReport, LogSource, Verdict, audit};
 use weightlog::genlog::{self, GenOptions, PROFILES};
 use weightlog::log::LogReader;
@@ -174,7 +175,8 @@ fn an_event_changed_in_place_is_tampered_at_its_seq() {
     let (report, _) = run(&path, with_threads(2));
     let found = finding(&report);
     assert!(matches!(report.verdict, Verdict::Tampered(_)));
-    assert_eq!(found.seq, 1_000, "{found:?}");
+    // gen-log commits the genesis alone, then 1,000 events at a time: 1..=1000, 1001..=2000.
+    assert_eq!(found.seq, 1_001, "{found:?}");
     assert!(found.reason.contains("signed root"), "{found:?}");
 }
 
@@ -189,7 +191,10 @@ fn a_history_resigned_with_another_key_is_tampered() {
     let found = finding(&report);
     assert!(matches!(report.verdict, Verdict::Tampered(_)), "{report:?}");
     assert!(found.reason.contains("signed by"), "{found:?}");
-    assert_eq!(found.seq, 0, "the first checkpoint is re-signed too: {found:?}");
+    assert_eq!(
+        found.seq, 0,
+        "the first checkpoint is re-signed too: {found:?}"
+    );
 }
 
 #[test]
@@ -198,19 +203,25 @@ fn a_checkpoint_resigned_with_another_key_is_tampered_at_its_range() {
     let path = generated(directory.path(), "aml", 2_500);
     with_table(&path, |transaction| {
         let mut checkpoints = transaction.open_table(CHECKPOINTS).unwrap();
-        let text = checkpoints.get(2_000).unwrap().unwrap().value().to_string();
+        // gen-log commits the genesis alone, then 1,000 events at a time.
+        let text = checkpoints.get(2_001).unwrap().unwrap().value().to_string();
         let old = SignedCheckpoint::parse(&text).unwrap();
         let intruder = weightlog::keys::Hotkey::from_seed(&[3; 32]);
         let forged = old
             .checkpoint
             .sign(intruder.public(), |message| intruder.sign(message));
-        checkpoints.insert(2_000, forged.to_text().as_str()).unwrap();
+        checkpoints
+            .insert(2_001, forged.to_text().as_str())
+            .unwrap();
     });
     let (report, _) = run(&path, with_threads(2));
     let found = finding(&report);
     assert!(matches!(report.verdict, Verdict::Tampered(_)), "{report:?}");
-    assert_eq!(found.seq, 1_000);
-    assert!(found.reason.contains("checkpoint at size 2000"), "{found:?}");
+    assert_eq!(found.seq, 1_001);
+    assert!(
+        found.reason.contains("checkpoint at size 2001"),
+        "{found:?}"
+    );
 }
 
 #[test]

@@ -7,7 +7,10 @@ use weightlog_schema::Event;
 
 use super::{AuditOptions, AuditReport, MemorySource, Verdict, audit};
 
-fn run(source: &MemorySource, options: AuditOptions) -> (AuditReport, Option<super::AuditCheckpoint>) {
+fn run(
+    source: &MemorySource,
+    options: AuditOptions,
+) -> (AuditReport, Option<super::AuditCheckpoint>) {
     audit(source, &options, &|_| {}).expect("an in-memory audit runs")
 }
 
@@ -51,7 +54,10 @@ pub fn replay_determinism(events: &[Event], threads: usize, split: u64) -> Audit
             ..options(threads)
         },
     );
-    assert_eq!(second.state_hash, single.state_hash, "a resume changed the state");
+    assert_eq!(
+        second.state_hash, single.state_hash,
+        "a resume changed the state"
+    );
     assert_eq!(second.projection, single.projection);
     assert_eq!(
         first.decisions_checked + second.decisions_checked,
@@ -60,7 +66,10 @@ pub fn replay_determinism(events: &[Event], threads: usize, split: u64) -> Audit
     let mut findings = first.divergences.clone();
     findings.extend(second.divergences.iter().cloned());
     findings.truncate(super::FINDINGS_LISTED_MAX);
-    assert_eq!(findings, single.divergences, "a resume changed the findings");
+    assert_eq!(
+        findings, single.divergences,
+        "a resume changed the findings"
+    );
     let expected = match (&first.verdict, &second.verdict) {
         (Verdict::Tampered(_) | Verdict::Invalid(_), _) => &first.verdict,
         (_, Verdict::Tampered(_) | Verdict::Invalid(_)) => &second.verdict,
@@ -138,7 +147,8 @@ fn mutate(events: &mut Vec<Event>, mutation: &Mutation) {
         return;
     }
     // Positions 1..len: the genesis stays first.
-    let position = |at: u16| 1 + usize::from(at) % (events.len() - 1);
+    let positions = events.len() - 1;
+    let position = |at: u16| 1 + usize::from(at) % positions;
     match mutation {
         Mutation::Drop(at) => {
             events.remove(position(*at));
