@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole of what weightlog does today, on one machine, in a scratch directory:
 # a development hotkey, a new log, a batch of events, an inclusion proof checked offline
-# against the validator's SS58 address, and a full verification of the log.
+# against the validator's SS58 address, and a full verification of the log; then a
+# synthetic affine validator's log (gen-log) audited by `replay verify`, which recomputes
+# every weight decision and re-runs every SAT evaluation.
 # Usage: scripts/quickstart.sh [DIR]   (default: a fresh temporary directory)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,4 +26,7 @@ step checkpoint "$work/log.redb"
 step prove inclusion "$work/log.redb" 5 --out "$work/proof-5.json"
 step verify-proof "$work/proof-5.json" --signer "$signer"
 step verify "$work/log.redb"
+rm -f "$work/affine.redb"
+step gen-log "$work/affine.redb" --events 5000 --profile affine --seed 1
+step replay verify "$work/affine.redb" --re-evaluate
 printf '\nquickstart files are in %s\n' "$work"

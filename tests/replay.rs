@@ -334,3 +334,65 @@ fn the_cli_exit_codes_say_match_tampered_and_diverged() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--re-embed"));
 }
+
+#[test]
+fn a_profile_change_to_another_mode_switches_the_projection_over_the_whole_log() {
+    use weightlog::audit::MemorySource;
+    use weightlog_replay::projection::decision::{Decision, Recomputed};
+    use weightlog_replay::projection::registry::for_profile;
+    use weightlog_schema::event::{ProfileChanged, WeightsComputed};
+    use weightlog_schema::{Event, codec::parameters_hash_of};
+
+    let mut events = genlog::events(&GenOptions::new("omega", 800, 2)).unwrap();
+    let parameters_json = r#"{"mode":"legacy_winrate"}"#.to_string();
+    let timestamp_ms = events.last().unwrap().timestamp_ms + 1;
+    events.push(Event::new(
+        timestamp_ms,
+        Payload::ProfileChanged(ProfileChanged {
+            profile: "omega".into(),
+            parameters_hash: parameters_hash_of(&parameters_json),
+            parameters_json: parameters_json.clone(),
+        }),
+    ));
+    // What the validator's node computes after the switch: the new mode over every event.
+    let mut legacy = for_profile("omega", &parameters_json).unwrap();
+    for (seq, event) in events.iter().enumerate() {
+        legacy.apply(seq as u64, event).unwrap();
+    }
+    let Recomputed::Weights(decision) = legacy.decision().unwrap().1 else {
+        panic!("legacy_winrate sets weights on a generated omega log");
+    };
+    let honest = WeightsComputed {
+        block: 1,
+        mechanism: legacy.name().into(),
+        parameters_hash: parameters_hash_of(&parameters_json),
+        log_size: events.len() as u64,
+        uids: decision.uids.clone(),
+        raw_weight_bits: decision.raw_weight_bits.clone(),
+        u16_uids: decision.u16_uids.clone(),
+        u16_weights: decision.u16_weights.clone(),
+    };
+    events.push(Event::new(
+        timestamp_ms,
+        Payload::WeightsComputed(honest.clone()),
+    ));
+
+    let source = MemorySource::new(&events).unwrap();
+    let (report, _) = audit(&source, &with_threads(2), &|_| {}).unwrap();
+    assert_eq!(report.verdict, Verdict::Match, "{report:?}");
+    assert_eq!(report.projection, "omega/legacy_winrate");
+    assert_eq!(Decision::recorded(&honest), decision);
+
+    // The same decision recorded under the old mode's name is a divergence.
+    let last = events.len() - 1;
+    if let Payload::WeightsComputed(computed) = &mut events[last].payload {
+        computed.mechanism = "omega/two_pool".into();
+    }
+    let source = MemorySource::new(&events).unwrap();
+    let (report, _) = audit(&source, &with_threads(2), &|_| {}).unwrap();
+    let Verdict::Diverged(found) = &report.verdict else {
+        panic!("{report:?}");
+    };
+    assert_eq!(found.seq, last as u64);
+    assert!(found.reason.contains("omega/legacy_winrate"), "{found:?}");
+}
