@@ -81,8 +81,8 @@ fn read_all(path: &Path) -> Vec<Vec<u8>> {
     let source = LogSource::new(LogReader::open(path).expect("open"));
     let mut all = Vec::new();
     source
-        .read(0, u64::MAX, &mut |raw| {
-            all.push(raw.bytes);
+        .read(0, u64::MAX, &mut |_, bytes| {
+            all.push(bytes.to_vec());
             true
         })
         .expect("read");

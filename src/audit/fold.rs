@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Sender, unbounded};
 use serde_json::{Value, json};
 use weightlog_replay::MechanismError;
 use weightlog_replay::projection::decision::{Decision, Recomputed};
@@ -19,10 +19,10 @@ use weightlog_schema::event::{ChallengeIssued, EvaluationRecorded, Metric, Respo
 use weightlog_schema::merkle::Frontier;
 use weightlog_schema::{Event, Hash, Payload, codec};
 
-use super::pipeline::{CheckedCheckpoint, Decoded, check_checkpoints, decode_chunk};
+use super::pipeline::{CheckedCheckpoint, Decoded, check_checkpoints, decode_range};
 use super::{
     AuditCheckpoint, AuditError, AuditOptions, AuditReport, CHUNK_EVENTS, CHUNKS_IN_FLIGHT_MAX,
-    Finding, RawEvent, Source, Verdict,
+    Finding, Source, Verdict,
 };
 use crate::envs::{self, EnvError, Evaluation};
 
@@ -68,6 +68,8 @@ struct Fold<'a> {
     checkpoints_checked: u64,
     /// The size of the last checkpoint whose root matched.
     covered_to: u64,
+    /// Leaves since then, to name a changed event when the next signed root differs.
+    uncovered_leaves: Vec<Hash>,
     profile: Option<Profile>,
     /// log_size -> the decisions (seq, recorded) computed at that size.
     decision_points: BTreeMap<u64, Vec<(u64, Decision)>>,
@@ -137,6 +139,7 @@ pub(super) fn run(
         checkpoints: VecDeque::new(),
         checkpoints_checked: 0,
         covered_to: start,
+        uncovered_leaves: Vec::new(),
         profile: None,
         decision_points: BTreeMap::new(),
         scheduled: BTreeSet::new(),
@@ -189,7 +192,7 @@ pub(super) fn run(
         size
     };
     if fold.tampered.is_none() {
-        fold.check_checkpoints_at_frontier();
+        fold.check_checkpoints_at_frontier()?;
     }
     if fold.tampered.is_none() && fold.frontier.size() == fold_limit {
         fold.save()?;
@@ -231,7 +234,8 @@ impl Fold<'_> {
         Ok(())
     }
 
-    /// Reads, decodes and folds `from..to` with the reader and decoder threads.
+    /// Reads, decodes and folds `from..to`: pool tasks each read and decode one chunk
+    /// (a window of them in flight), and this thread folds the chunks in seq order.
     fn stream(
         &mut self,
         from: u64,
@@ -240,61 +244,59 @@ impl Fold<'_> {
     ) -> Result<(), AuditError> {
         let source = self.source;
         let pool = self.pool;
-        let (raw_sender, raw_receiver) = bounded::<Vec<RawEvent>>(CHUNKS_IN_FLIGHT_MAX);
-        let (decoded_sender, decoded_receiver) = bounded::<Vec<Decoded>>(CHUNKS_IN_FLIGHT_MAX);
-        std::thread::scope(|scope| -> Result<(), AuditError> {
-            let reader = scope.spawn(move || read_chunks(source, from, to, raw_sender));
-            scope.spawn(move || {
-                for chunk in raw_receiver {
-                    let decoded = pool.install(|| decode_chunk(chunk));
-                    if decoded_sender.send(decoded).is_err() {
-                        break;
+        let ranges: Vec<(u64, u64)> = (from..to)
+            .step_by(CHUNK_EVENTS)
+            .map(|first| (first, first.saturating_add(CHUNK_EVENTS as u64).min(to)))
+            .collect();
+        let window = CHUNKS_IN_FLIGHT_MAX.max(2 * pool.current_num_threads() + 2);
+        let (sender, receiver) = unbounded::<(usize, Result<Vec<Decoded>, AuditError>)>();
+        pool.in_place_scope(|scope| -> Result<(), AuditError> {
+            let spawn = |index: usize| {
+                let (first, end) = ranges[index];
+                let sender = sender.clone();
+                scope.spawn(move |_| {
+                    let _ = sender.send((index, decode_range(source, first, end)));
+                });
+            };
+            let mut spawned = 0;
+            while spawned < ranges.len() && spawned < window {
+                spawn(spawned);
+                spawned += 1;
+            }
+            let mut ready: BTreeMap<usize, Vec<Decoded>> = BTreeMap::new();
+            let mut noted = 0;
+            for next in 0..ranges.len() {
+                // One chunk of look-ahead: a decision computed at `log_size` may be
+                // recorded up to a chunk later, and its point must be known before the
+                // fold passes it.
+                while noted < (next + 2).min(ranges.len()) {
+                    if let Some(chunk) = ready.get(&noted) {
+                        self.note_decision_points(chunk);
+                        noted += 1;
+                        continue;
+                    }
+                    let Ok((index, decoded)) = receiver.recv() else {
+                        return Err(AuditError::Options("a decoding task stopped".into()));
+                    };
+                    ready.insert(index, decoded?);
+                }
+                let Some(chunk) = ready.remove(&next) else {
+                    return Err(AuditError::Options("a chunk went missing".into()));
+                };
+                for decoded in chunk {
+                    self.event(decoded)?;
+                    if self.tampered.is_some() {
+                        return Ok(());
                     }
                 }
-            });
-            self.fold_chunks(decoded_receiver, progress)?;
-            // The reader stops early when the fold stopped listening; its error counts only
-            // when the fold needed everything.
-            let read = reader
-                .join()
-                .unwrap_or_else(|_| Err(AuditError::Options("the reader thread panicked".into())));
-            if self.tampered.is_none() {
-                read?;
+                progress(self.frontier.size());
+                if spawned < ranges.len() {
+                    spawn(spawned);
+                    spawned += 1;
+                }
             }
             Ok(())
         })
-    }
-
-    fn fold_chunks(
-        &mut self,
-        chunks: Receiver<Vec<Decoded>>,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<(), AuditError> {
-        // One chunk of look-ahead: a decision computed at `log_size` may be recorded up to
-        // a chunk later, and its point must be known before the fold passes it.
-        let mut ahead: VecDeque<Vec<Decoded>> = VecDeque::new();
-        let mut chunks = chunks.into_iter();
-        loop {
-            while ahead.len() < 2 {
-                match chunks.next() {
-                    Some(chunk) => {
-                        self.note_decision_points(&chunk);
-                        ahead.push_back(chunk);
-                    }
-                    None => break,
-                }
-            }
-            let Some(chunk) = ahead.pop_front() else {
-                return Ok(());
-            };
-            for decoded in chunk {
-                self.event(decoded)?;
-                if self.tampered.is_some() {
-                    return Ok(());
-                }
-            }
-            progress(self.frontier.size());
-        }
     }
 
     /// Registers the points where the decisions recorded in `chunk` were computed.
@@ -342,21 +344,13 @@ impl Fold<'_> {
             }
         };
         let kind = event.kind().to_string();
-        if !decoded.stored_leaf_matches {
-            self.tampered = Some(finding(
-                seq,
-                &kind,
-                "the stored leaf hash does not match the event bytes; the event was changed \
-                 after it was written",
-            ));
-            return Ok(());
-        }
         if let Some(reason) = self.genesis_problem(seq, &event) {
             self.tampered = Some(finding(seq, &kind, reason));
             return Ok(());
         }
         self.frontier.append(decoded.leaf);
-        self.check_checkpoints_at_frontier();
+        self.uncovered_leaves.push(decoded.leaf);
+        self.check_checkpoints_at_frontier()?;
         if self.tampered.is_some() || seq >= self.fold_limit {
             return Ok(());
         }
@@ -390,14 +384,14 @@ impl Fold<'_> {
     }
 
     /// Compares the frontier with every checkpoint stored for its size.
-    fn check_checkpoints_at_frontier(&mut self) {
+    fn check_checkpoints_at_frontier(&mut self) -> Result<(), AuditError> {
         let size = self.frontier.size();
         while let Some(checkpoint) = self.checkpoints.front() {
             if checkpoint.stored_size > size {
-                return;
+                return Ok(());
             }
             let Some(checkpoint) = self.checkpoints.pop_front() else {
-                return;
+                return Ok(());
             };
             let first = self.covered_to.min(size.saturating_sub(1));
             let reason = match &checkpoint.root {
@@ -406,10 +400,16 @@ impl Fold<'_> {
                     "stored at size {} but the audit is past it",
                     checkpoint.stored_size
                 )),
-                Ok(root) if *root != self.frontier.root() => Some(format!(
-                    "the signed root is {root} but the events give {}",
-                    self.frontier.root()
-                )),
+                Ok(root) if *root != self.frontier.root() => {
+                    if let Some(changed) = self.changed_leaf()? {
+                        self.tampered = Some(changed);
+                        return Ok(());
+                    }
+                    Some(format!(
+                        "the signed root is {root} but the events give {}",
+                        self.frontier.root()
+                    ))
+                }
                 Ok(_) => None,
             };
             if let Some(reason) = reason {
@@ -424,11 +424,39 @@ impl Fold<'_> {
                         size.saturating_sub(1)
                     ),
                 ));
-                return;
+                return Ok(());
             }
             self.checkpoints_checked += 1;
             self.covered_to = size;
+            self.uncovered_leaves.clear();
         }
+        Ok(())
+    }
+
+    /// When a signed root differs: the first event since the last good checkpoint whose
+    /// bytes no longer hash to the leaf the log stored when it was written (a forger who
+    /// also rewrote the stored leaves is named by the checkpoint instead).
+    fn changed_leaf(&self) -> Result<Option<Finding>, AuditError> {
+        let stored = self
+            .source
+            .stored_leaves(self.covered_to, self.frontier.size())?;
+        for (seq, stored_leaf) in stored {
+            let Some(index) = seq.checked_sub(self.covered_to) else {
+                continue;
+            };
+            let Some(leaf) = self.uncovered_leaves.get(index as usize) else {
+                continue;
+            };
+            if *leaf != stored_leaf {
+                return Ok(Some(finding(
+                    seq,
+                    "changed",
+                    "the event's bytes no longer hash to the leaf stored when it was written, \
+                     and the signed root differs; the event was changed after it was signed",
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// After the last event: checkpoints past the end mean events were removed; events past
@@ -708,18 +736,17 @@ impl Fold<'_> {
         to: u64,
     ) -> Result<Option<String>, AuditError> {
         let mut problem = None;
-        self.source.read(0, to, &mut |raw| {
-            let applied = codec::decode(&raw.bytes)
+        self.source.read(0, to, &mut |seq, bytes| {
+            let applied = codec::decode(bytes)
                 .map_err(|error| error.to_string())
                 .and_then(|event| {
                     projection
-                        .apply(raw.seq, &event)
+                        .apply(seq, &event)
                         .map_err(|error| error.to_string())
                 });
             if let Err(reason) = applied {
                 problem = Some(format!(
-                    "the projection taking over refuses event {}: {reason}",
-                    raw.seq
+                    "the projection taking over refuses event {seq}: {reason}"
                 ));
                 return false;
             }
@@ -831,29 +858,6 @@ impl Fold<'_> {
         };
         (report, self.saved)
     }
-}
-
-/// Sends the events `from..to` in chunks; stops when the fold stops listening.
-fn read_chunks(
-    source: &dyn Source,
-    from: u64,
-    to: u64,
-    chunks: Sender<Vec<RawEvent>>,
-) -> Result<(), AuditError> {
-    let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
-    let mut listening = true;
-    source.read(from, to, &mut |raw| {
-        chunk.push(raw);
-        if chunk.len() == CHUNK_EVENTS {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_EVENTS));
-            listening = chunks.send(full).is_ok();
-        }
-        listening
-    })?;
-    if listening && !chunk.is_empty() {
-        let _ = chunks.send(chunk);
-    }
-    Ok(())
 }
 
 fn evaluation_json(score: f64, metrics: &[Metric]) -> Value {

@@ -22,7 +22,7 @@ pub mod properties;
 mod source;
 
 pub use checkpoint::AuditCheckpoint;
-pub use source::{LogSource, MemorySource, RawEvent, Source};
+pub use source::{LogSource, MemorySource, Source};
 
 use serde::Serialize;
 use serde_json::Value;

@@ -1,35 +1,43 @@
-//! The parallel stages: decoding and hashing chunks of events, and checking checkpoint
-//! signatures. Pure functions of their input, run on the audit's rayon pool.
+//! The parallel stages: reading, decoding and hashing ranges of events, and checking
+//! checkpoint signatures. Pure functions of their input, run on the audit's rayon pool.
 
 use rayon::prelude::*;
 use weightlog_schema::signature::PublicKey;
 use weightlog_schema::{Event, Hash, SignedCheckpoint, codec, leaf_hash};
 
-use super::RawEvent;
+use super::{AuditError, Source};
 
 /// One event after the parallel stage.
 #[derive(Debug)]
 pub(super) struct Decoded {
     pub seq: u64,
     pub leaf: Hash,
-    /// `false` when the log stored a different leaf hash for this seq.
-    pub stored_leaf_matches: bool,
     pub event: Result<Event, String>,
 }
 
-fn decode_one(raw: RawEvent) -> Decoded {
-    let leaf = leaf_hash(&raw.bytes);
+/// Validates, decodes and hashes one event.
+pub(super) fn decode_one(seq: u64, bytes: &[u8]) -> Decoded {
     Decoded {
-        seq: raw.seq,
-        leaf,
-        stored_leaf_matches: raw.stored_leaf.is_none_or(|stored| stored == leaf),
-        event: codec::decode(&raw.bytes).map_err(|error| error.to_string()),
+        seq,
+        leaf: leaf_hash(bytes),
+        event: codec::decode(bytes).map_err(|error| error.to_string()),
     }
 }
 
-/// Validates, decodes and hashes a chunk on the current pool, keeping seq order.
-pub(super) fn decode_chunk(chunk: Vec<RawEvent>) -> Vec<Decoded> {
-    chunk.into_par_iter().map(decode_one).collect()
+/// Reads, validates, decodes and hashes the events `from..to`: one task of the pool, so
+/// reading is parallel too (each task reads its own range, straight from storage, with
+/// no copy of the bytes).
+pub(super) fn decode_range(
+    source: &dyn Source,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Decoded>, AuditError> {
+    let mut decoded = Vec::with_capacity(to.saturating_sub(from) as usize);
+    source.read(from, to, &mut |seq, bytes| {
+        decoded.push(decode_one(seq, bytes));
+        true
+    })?;
+    Ok(decoded)
 }
 
 /// A stored checkpoint after its signature and origin were checked.

@@ -8,17 +8,9 @@ use weightlog_schema::signature::PublicKey;
 use weightlog_schema::{Event, Hash, codec};
 
 use super::AuditError;
+use crate::log::LogError;
 use crate::log::reader::LogReader;
 use crate::log::tables::{CHECKPOINTS, EVENTS, LEAVES};
-
-/// One stored event, as read.
-#[derive(Debug, Clone)]
-pub struct RawEvent {
-    pub seq: u64,
-    pub bytes: Vec<u8>,
-    /// The leaf hash the log stored for it, when the source keeps one.
-    pub stored_leaf: Option<Hash>,
-}
 
 /// A log to audit.
 pub trait Source: Sync {
@@ -33,13 +25,17 @@ pub trait Source: Sync {
     /// Whether every event must be covered by a signed checkpoint (a log on disk); an
     /// in-memory sequence has none.
     fn signed(&self) -> bool;
-    /// Calls `visit` with the events `from..to` in seq order until it returns `false`.
+    /// Calls `visit` with each event's seq and bytes, `from..to` in seq order, until it
+    /// returns `false`. Sources are read from several threads at once, each its own range.
     fn read(
         &self,
         from: u64,
         to: u64,
-        visit: &mut dyn FnMut(RawEvent) -> bool,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), AuditError>;
+    /// The leaf hashes the log stored for `from..to` (a log on disk keeps them; an in-memory
+    /// sequence does not). Read only to name the changed event when a signed root differs.
+    fn stored_leaves(&self, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, AuditError>;
 }
 
 /// A log on disk.
@@ -71,10 +67,10 @@ impl Source for LogSource {
         let table = snapshot
             .transaction()
             .open_table(CHECKPOINTS)
-            .map_err(crate::log::LogError::from)?;
+            .map_err(LogError::from)?;
         let mut found = Vec::new();
-        for entry in table.iter().map_err(crate::log::LogError::from)? {
-            let (size, text) = entry.map_err(crate::log::LogError::from)?;
+        for entry in table.iter().map_err(LogError::from)? {
+            let (size, text) = entry.map_err(LogError::from)?;
             found.push((size.value(), text.value().to_string()));
         }
         Ok(found)
@@ -88,53 +84,39 @@ impl Source for LogSource {
         &self,
         from: u64,
         to: u64,
-        visit: &mut dyn FnMut(RawEvent) -> bool,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), AuditError> {
         if from >= to {
             return Ok(());
         }
         let snapshot = self.reader.snapshot()?;
-        let transaction = snapshot.transaction();
-        let events = transaction
+        let events = snapshot
+            .transaction()
             .open_table(EVENTS)
-            .map_err(crate::log::LogError::from)?;
-        let leaves = transaction
-            .open_table(LEAVES)
-            .map_err(crate::log::LogError::from)?;
-        let mut leaf_entries = leaves
-            .range(from..to)
-            .map_err(crate::log::LogError::from)?
-            .peekable();
-        for entry in events.range(from..to).map_err(crate::log::LogError::from)? {
-            let (seq, bytes) = entry.map_err(crate::log::LogError::from)?;
-            let seq = seq.value();
-            // The leaves table is read in step; a leaf for a seq that has no event is
-            // skipped (the missing event is reported by seq, not by its leaf).
-            let mut stored_leaf = None;
-            while let Some(next) = leaf_entries.peek() {
-                let leaf_seq = match next {
-                    Ok((leaf_seq, _)) => leaf_seq.value(),
-                    Err(_) => break,
-                };
-                if leaf_seq > seq {
-                    break;
-                }
-                if let Some(Ok((_, hash))) = leaf_entries.next()
-                    && leaf_seq == seq
-                {
-                    stored_leaf = Some(Hash(*hash.value()));
-                }
-            }
-            let raw = RawEvent {
-                seq,
-                bytes: bytes.value().to_vec(),
-                stored_leaf,
-            };
-            if !visit(raw) {
+            .map_err(LogError::from)?;
+        for entry in events.range(from..to).map_err(LogError::from)? {
+            let (seq, bytes) = entry.map_err(LogError::from)?;
+            if !visit(seq.value(), bytes.value()) {
                 break;
             }
         }
         Ok(())
+    }
+
+    fn stored_leaves(&self, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, AuditError> {
+        let snapshot = self.reader.snapshot()?;
+        let leaves = snapshot
+            .transaction()
+            .open_table(LEAVES)
+            .map_err(LogError::from)?;
+        let mut found = Vec::new();
+        if from < to {
+            for entry in leaves.range(from..to).map_err(LogError::from)? {
+                let (seq, hash) = entry.map_err(LogError::from)?;
+                found.push((seq.value(), Hash(*hash.value())));
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -195,19 +177,18 @@ impl Source for MemorySource {
         &self,
         from: u64,
         to: u64,
-        visit: &mut dyn FnMut(RawEvent) -> bool,
+        visit: &mut dyn FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), AuditError> {
         let to = to.min(self.events.len() as u64);
         for seq in from..to {
-            let raw = RawEvent {
-                seq,
-                bytes: self.events[seq as usize].clone(),
-                stored_leaf: None,
-            };
-            if !visit(raw) {
+            if !visit(seq, &self.events[seq as usize]) {
                 break;
             }
         }
         Ok(())
+    }
+
+    fn stored_leaves(&self, _from: u64, _to: u64) -> Result<Vec<(u64, Hash)>, AuditError> {
+        Ok(Vec::new())
     }
 }
