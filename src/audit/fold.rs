@@ -21,7 +21,7 @@ use weightlog_schema::{Event, Hash, Payload, codec};
 
 use super::pipeline::{CheckedCheckpoint, Decoded, check_checkpoints, decode_range};
 use super::{
-    AuditCheckpoint, AuditError, AuditOptions, AuditReport, CHUNK_EVENTS, CHUNKS_IN_FLIGHT_MAX,
+    AuditCheckpoint, AuditError, AuditOptions, AuditReport, CHUNK_EVENTS, CHUNKS_IN_FLIGHT_MIN,
     Finding, Source, Verdict,
 };
 use crate::envs::{self, EnvError, Evaluation};
@@ -248,7 +248,7 @@ impl Fold<'_> {
             .step_by(CHUNK_EVENTS)
             .map(|first| (first, first.saturating_add(CHUNK_EVENTS as u64).min(to)))
             .collect();
-        let window = CHUNKS_IN_FLIGHT_MAX.max(2 * pool.current_num_threads() + 2);
+        let window = CHUNKS_IN_FLIGHT_MIN.max(2 * pool.current_num_threads() + 2);
         let (sender, receiver) = unbounded::<(usize, Result<Vec<Decoded>, AuditError>)>();
         pool.in_place_scope(|scope| -> Result<(), AuditError> {
             let spawn = |index: usize| {

@@ -3,11 +3,10 @@
 //! can re-run) from the recorded evidence.
 //!
 //! How the work is split (DESIGN.md "Replay"):
-//! - a reader thread reads raw event bytes (and the stored leaf hashes) in chunks of
-//!   [`CHUNK_EVENTS`];
-//! - a rayon pool of `threads` workers validates and decodes each chunk's events, hashes
-//!   their leaves, verifies every checkpoint signature, computes each weight decision from a
-//!   fork of the projection state, and re-runs evaluations;
+//! - a rayon pool of `threads` workers reads chunks of [`CHUNK_EVENTS`] events straight
+//!   from storage (each task its own range and read transaction), validates and decodes
+//!   them and hashes their leaves; it also verifies every checkpoint signature, computes
+//!   each weight decision from a fork of the projection state, and re-runs evaluations;
 //! - the calling thread does what needs seq order: it pushes leaves onto the Merkle
 //!   frontier, compares the root at every signed checkpoint, and folds the projection.
 //!
@@ -31,8 +30,8 @@ use weightlog_schema::Hash;
 /// Events read, decoded and handed to the fold at a time: big enough to keep the workers
 /// busy, small enough that a few chunks in flight stay a few megabytes.
 pub const CHUNK_EVENTS: usize = 4096;
-/// Chunks in flight between the reader, the decoders and the fold.
-pub const CHUNKS_IN_FLIGHT_MAX: usize = 4;
+/// Chunks read and decoded ahead of the fold, at least (two per worker thread, plus two).
+pub const CHUNKS_IN_FLIGHT_MIN: usize = 4;
 /// Divergences listed in a report (the first ones by seq); `findings` counts them all.
 pub const FINDINGS_LISTED_MAX: usize = 100;
 /// A decision's `log_size` may lag its own seq by at most this many events (a live node

@@ -119,7 +119,7 @@ fn print_summary(report: &AuditReport, threads: usize, seconds: f64) {
     );
     println!("root         {} at size {}", report.root, report.root_size);
     println!(
-        "projection   {} folded to seq {}, state hash {}",
+        "projection   {} over seqs below {}, state hash {}",
         report.projection, report.folded_to, report.state_hash
     );
     println!(
