@@ -21,9 +21,9 @@ use weightlog_schema::event::{
 
 use super::world::{self, Miner};
 use super::{Context, GenError, Scenario, TEMPO_BLOCKS, derive};
-use crate::envs::Environment;
 use crate::envs::rng::SplitMix64;
 use crate::envs::sat::{self, Sat};
+use crate::envs::{Environment, Evaluation};
 
 pub const NETUID: u16 = 120;
 /// Rounds between two completeness reports.
@@ -159,10 +159,22 @@ impl Scenario for Affine {
             deadline_ms: context.timestamp_ms() + DEADLINE_MS,
         };
         let mut answers = Vec::with_capacity(2 * context.world.miners.len());
+        // `Sat.evaluate` is a pure function of the challenge and the answer, and regenerates
+        // the formula and prompt from the seed on every call; most miners give one of a few
+        // answers (the planted one, a partial one, `UNSAT`), so each distinct answer is
+        // evaluated once per challenge.
+        let mut verdicts: BTreeMap<Option<String>, Evaluation> = BTreeMap::new();
         for miner in &context.world.miners {
             let body = (!world::fails(&mut context.rng))
                 .then(|| answer(&mut context.rng, miner, &planted));
-            let verdict = Sat.evaluate(&challenge, body.as_deref())?;
+            let verdict = match verdicts.get(&body) {
+                Some(verdict) => verdict.clone(),
+                None => {
+                    let verdict = Sat.evaluate(&challenge, body.as_deref())?;
+                    verdicts.insert(body.clone(), verdict.clone());
+                    verdict
+                }
+            };
             // The response arrives, then the validator records its verdict.
             answers.push(world::response(
                 &mut context.rng,
