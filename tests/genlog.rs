@@ -399,3 +399,37 @@ fn aml_log_verifies_and_its_decisions_reproduce() {
     ]);
     check_profile("aml", 1_500, &expected);
 }
+
+#[test]
+fn a_long_log_holds_every_kind_a_validator_writes() {
+    let mut found = BTreeMap::new();
+    let summary = genlog::for_each_event(
+        &options("affine", 10_000, 2),
+        &mut |_, _| {},
+        &mut |_, event| {
+            *found.entry(event.kind()).or_insert(0u64) += 1;
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(summary.events, 10_000);
+    assert!(
+        found[&EventKind::MetagraphObserved] >= 2,
+        "a metagraph every tempo: {found:?}"
+    );
+    for kind in [
+        EventKind::ChallengeIssued,
+        EventKind::ResponseReceived,
+        EventKind::EvaluationRecorded,
+        EventKind::ExternalScoreRecorded,
+        EventKind::WeightsComputed,
+        EventKind::WeightsSubmitted,
+    ] {
+        assert!(found.contains_key(&kind), "no {kind}: {found:?}");
+    }
+    let by_name: BTreeMap<&str, u64> = found.iter().map(|(kind, n)| (kind.name(), *n)).collect();
+    assert_eq!(
+        summary.kinds, by_name,
+        "the summary counts the kinds written"
+    );
+}

@@ -137,7 +137,7 @@ impl Scenario for Affine {
             out.push(self.commitments(context));
             self.metagraph_block = Some(block);
         }
-        if self.rounds % COMPLETENESS_ROUNDS == 0 {
+        if self.rounds.is_multiple_of(COMPLETENESS_ROUNDS) {
             out.push(self.completeness(context));
         }
         self.rounds += 1;

@@ -55,7 +55,7 @@ impl Scenario for Loosh {
             out.push(context.world.metagraph(NETUID, block));
             self.metagraph_block = Some(block);
         }
-        if self.rounds % SYBIL_ROUNDS == 0 {
+        if self.rounds.is_multiple_of(SYBIL_ROUNDS) {
             let scores = (0..context.world.miners.len())
                 .map(|index| {
                     let flagged = context.rng.below(8) == 0;

@@ -80,8 +80,8 @@ pub struct GenOptions {
     pub seed: u64,
     /// Miners in the metagraph (uids `0..miners`).
     pub miners: u16,
-    /// Events between weight decisions; `None` picks
-    /// `clamp(events / 50, 200 (or events / 3 when smaller), ...)`.
+    /// Events between weight decisions; `None` picks `max(events / 50, 200)`, but at most
+    /// `events / 3` (see [`GenOptions::decision_interval_events`]).
     pub decision_interval: Option<u64>,
 }
 
@@ -167,7 +167,9 @@ pub fn generate(out: &Path, options: &GenOptions) -> Result<GenSummary, GenError
 /// Like [`generate`], with `edit` called on every event (its seq, the event) before it is
 /// folded and appended, decisions included: a test can make a lying validator (inflate an
 /// evaluation, and the weights computed later follow the lie) or a careless one (change a
-/// `WeightsComputed` after it was computed).
+/// `WeightsComputed` after it was computed). An edit the projection refuses stops the
+/// generation with [`GenError::Projection`]; the batches already appended stay in the log,
+/// which is closed cleanly.
 pub fn generate_with(
     out: &Path,
     options: &GenOptions,

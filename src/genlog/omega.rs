@@ -64,7 +64,7 @@ impl Scenario for Omega {
             out.push(context.world.metagraph(NETUID, block));
             self.metagraph_block = Some(block);
         }
-        if self.rounds % SCORES_ROUNDS == 0 {
+        if self.rounds.is_multiple_of(SCORES_ROUNDS) {
             let mut scores = Vec::new();
             let mut best: f64 = 0.0;
             for index in 0..context.world.miners.len() {
@@ -93,7 +93,7 @@ impl Scenario for Omega {
                     .to_string(),
             }));
         }
-        if self.rounds % REPUTATION_ROUNDS == 0 {
+        if self.rounds.is_multiple_of(REPUTATION_ROUNDS) {
             let scores = (0..context.world.miners.len())
                 .map(|index| UidScore {
                     uid: context.world.miners[index].uid,
