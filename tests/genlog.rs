@@ -433,3 +433,31 @@ fn a_long_log_holds_every_kind_a_validator_writes() {
         "the summary counts the kinds written"
     );
 }
+
+/// Over a dozen thousand events the metagraph is observed a few times and a uid changes
+/// hands; every profile's decisions still reproduce.
+#[test]
+fn decisions_reproduce_when_a_uid_changes_hands() {
+    for profile in PROFILES {
+        let events = genlog::events(&options(profile, 12_000, 3)).unwrap();
+        let mut hotkeys = std::collections::BTreeSet::new();
+        let mut metagraphs = 0;
+        for event in &events {
+            if let Payload::MetagraphObserved(metagraph) = &event.payload {
+                metagraphs += 1;
+                hotkeys.extend(metagraph.neurons.iter().map(|neuron| neuron.hotkey));
+            }
+        }
+        assert!(metagraphs >= 3, "{profile}: {metagraphs} metagraphs");
+        assert!(
+            hotkeys.len() > usize::from(genlog::MINERS_DEFAULT),
+            "{profile}: some uid changed hands"
+        );
+        let decisions = audit(&events).expect("every decision reproduces");
+        assert!(
+            decisions.len() >= 40,
+            "{profile}: {} decisions",
+            decisions.len()
+        );
+    }
+}
