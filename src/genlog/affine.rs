@@ -15,15 +15,15 @@ use serde_json::json;
 use weightlog_replay::projection::affine::{SOURCE_COMMITMENTS, SOURCE_COMPLETENESS};
 use weightlog_schema::Payload;
 use weightlog_schema::event::{
-    ChallengeIssued, EnvironmentKind, EnvironmentRegistered, EvaluationRecorded,
+    AccountId, ChallengeIssued, EnvironmentKind, EnvironmentRegistered, EvaluationRecorded,
     ExternalScoreRecorded, UidScore,
 };
 
 use super::world::{self, Miner};
-use super::{Context, GenError, Scenario, TEMPO_BLOCKS, derive};
-use crate::envs::Environment;
+use super::{Context, GenError, Scenario, derive};
 use crate::envs::rng::SplitMix64;
 use crate::envs::sat::{self, Sat};
+use crate::envs::{Environment, Evaluation};
 
 pub const NETUID: u16 = 120;
 /// Rounds between two completeness reports.
@@ -33,16 +33,15 @@ pub const DEADLINE_MS: u64 = 60_000;
 
 pub struct Affine {
     rounds: u64,
-    metagraph_block: Option<u64>,
-    /// Samples recorded per uid (the API's `completed_count`).
-    completed: BTreeMap<u16, u64>,
+    /// Samples recorded per miner (the API's `completed_count`), by hotkey: a new miner on
+    /// a uid starts from zero.
+    completed: BTreeMap<AccountId, u64>,
 }
 
 impl Affine {
     pub fn new(_context: &mut Context) -> Self {
         Self {
             rounds: 0,
-            metagraph_block: None,
             completed: BTreeMap::new(),
         }
     }
@@ -53,7 +52,8 @@ impl Affine {
             .miners
             .iter()
             .map(|miner| {
-                let revision = derive(context.seed, b"gen-log model", &miner.uid.to_le_bytes());
+                // A new miner on the uid commits another model.
+                let revision = derive(context.seed, b"gen-log model", &miner.hotkey.0);
                 json!({
                     "uid": miner.uid,
                     "model_repo": format!("miner-{}/affine-sat", miner.uid),
@@ -80,7 +80,7 @@ impl Affine {
                 uid: miner.uid,
                 score,
             });
-            let count = self.completed.get(&miner.uid).copied().unwrap_or(0);
+            let count = self.completed.get(&miner.hotkey).copied().unwrap_or(0);
             counts.insert(miner.uid.to_string(), json!(count));
         }
         Payload::ExternalScoreRecorded(ExternalScoreRecorded {
@@ -129,15 +129,11 @@ impl Scenario for Affine {
                 parameters_json: "{}".into(),
             }));
         }
-        if self
-            .metagraph_block
-            .is_none_or(|last| block >= last + TEMPO_BLOCKS)
-        {
-            out.push(context.world.metagraph(NETUID, block));
+        if let Some(metagraph) = context.world.observe(NETUID, block, &mut context.rng) {
+            out.push(metagraph);
             out.push(self.commitments(context));
-            self.metagraph_block = Some(block);
         }
-        if self.rounds % COMPLETENESS_ROUNDS == 0 {
+        if self.rounds.is_multiple_of(COMPLETENESS_ROUNDS) {
             out.push(self.completeness(context));
         }
         self.rounds += 1;
@@ -159,10 +155,22 @@ impl Scenario for Affine {
             deadline_ms: context.timestamp_ms() + DEADLINE_MS,
         };
         let mut answers = Vec::with_capacity(2 * context.world.miners.len());
+        // `Sat.evaluate` is a pure function of the challenge and the answer, and regenerates
+        // the formula and prompt from the seed on every call; most miners give one of a few
+        // answers (the planted one, a partial one, `UNSAT`), so each distinct answer is
+        // evaluated once per challenge.
+        let mut verdicts: BTreeMap<Option<String>, Evaluation> = BTreeMap::new();
         for miner in &context.world.miners {
             let body = (!world::fails(&mut context.rng))
                 .then(|| answer(&mut context.rng, miner, &planted));
-            let verdict = Sat.evaluate(&challenge, body.as_deref())?;
+            let verdict = match verdicts.get(&body) {
+                Some(verdict) => verdict.clone(),
+                None => {
+                    let verdict = Sat.evaluate(&challenge, body.as_deref())?;
+                    verdicts.insert(body.clone(), verdict.clone());
+                    verdict
+                }
+            };
             // The response arrives, then the validator records its verdict.
             answers.push(world::response(
                 &mut context.rng,
@@ -178,7 +186,7 @@ impl Scenario for Affine {
                 evaluator: sat::EVALUATOR.into(),
                 fuel_used: None,
             }));
-            *self.completed.entry(miner.uid).or_default() += 1;
+            *self.completed.entry(miner.hotkey).or_default() += 1;
         }
         out.push(Payload::ChallengeIssued(challenge));
         out.extend(answers);

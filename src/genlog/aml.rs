@@ -22,7 +22,7 @@ use weightlog_schema::event::{
 };
 
 use super::world;
-use super::{Context, GenError, Scenario, TEMPO_BLOCKS, derive};
+use super::{Context, GenError, Scenario, derive};
 
 pub const NETUID: u16 = 79;
 pub const ALERTS: usize = 10;
@@ -36,7 +36,6 @@ struct Truth {
 
 pub struct Aml {
     rounds: u64,
-    metagraph_block: Option<u64>,
     pending: VecDeque<Truth>,
 }
 
@@ -44,7 +43,6 @@ impl Aml {
     pub fn new(_context: &mut Context) -> Self {
         Self {
             rounds: 0,
-            metagraph_block: None,
             pending: VecDeque::new(),
         }
     }
@@ -83,12 +81,8 @@ impl Scenario for Aml {
 
     fn round(&mut self, context: &mut Context, out: &mut Vec<Payload>) -> Result<(), GenError> {
         let block = context.block();
-        if self
-            .metagraph_block
-            .is_none_or(|last| block >= last + TEMPO_BLOCKS)
-        {
-            out.push(context.world.metagraph(NETUID, block));
-            self.metagraph_block = Some(block);
+        if let Some(metagraph) = context.world.observe(NETUID, block, &mut context.rng) {
+            out.push(metagraph);
         }
         self.rounds += 1;
 

@@ -15,7 +15,7 @@ use weightlog_schema::event::{
 };
 
 use super::world;
-use super::{Context, GenError, Scenario, TEMPO_BLOCKS};
+use super::{Context, GenError, Scenario};
 
 pub const NETUID: u16 = 78;
 pub const SYBIL_ROUNDS: u64 = 8;
@@ -25,15 +25,11 @@ pub const ALPHA: f64 = 0.3;
 
 pub struct Loosh {
     rounds: u64,
-    metagraph_block: Option<u64>,
 }
 
 impl Loosh {
     pub fn new(_context: &mut Context) -> Self {
-        Self {
-            rounds: 0,
-            metagraph_block: None,
-        }
+        Self { rounds: 0 }
     }
 }
 
@@ -48,14 +44,10 @@ impl Scenario for Loosh {
 
     fn round(&mut self, context: &mut Context, out: &mut Vec<Payload>) -> Result<(), GenError> {
         let block = context.block();
-        if self
-            .metagraph_block
-            .is_none_or(|last| block >= last + TEMPO_BLOCKS)
-        {
-            out.push(context.world.metagraph(NETUID, block));
-            self.metagraph_block = Some(block);
+        if let Some(metagraph) = context.world.observe(NETUID, block, &mut context.rng) {
+            out.push(metagraph);
         }
-        if self.rounds % SYBIL_ROUNDS == 0 {
+        if self.rounds.is_multiple_of(SYBIL_ROUNDS) {
             let scores = (0..context.world.miners.len())
                 .map(|index| {
                     let flagged = context.rng.below(8) == 0;

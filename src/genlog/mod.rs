@@ -80,8 +80,8 @@ pub struct GenOptions {
     pub seed: u64,
     /// Miners in the metagraph (uids `0..miners`).
     pub miners: u16,
-    /// Events between weight decisions; `None` picks
-    /// `clamp(events / 50, 200 (or events / 3 when smaller), ...)`.
+    /// Events between weight decisions; `None` picks `max(events / 50, 200)`, but at most
+    /// `events / 3` (see [`GenOptions::decision_interval_events`]).
     pub decision_interval: Option<u64>,
 }
 
@@ -167,7 +167,9 @@ pub fn generate(out: &Path, options: &GenOptions) -> Result<GenSummary, GenError
 /// Like [`generate`], with `edit` called on every event (its seq, the event) before it is
 /// folded and appended, decisions included: a test can make a lying validator (inflate an
 /// evaluation, and the weights computed later follow the lie) or a careless one (change a
-/// `WeightsComputed` after it was computed).
+/// `WeightsComputed` after it was computed). An edit the projection refuses stops the
+/// generation with [`GenError::Projection`]; the batches already appended stay in the log,
+/// which is closed cleanly.
 pub fn generate_with(
     out: &Path,
     options: &GenOptions,
@@ -179,14 +181,15 @@ pub fn generate_with(
     let mut sink = LogSink {
         out,
         key: Some(signing_key(options.seed)),
-        log: None,
+        appender: None,
         batch: Vec::with_capacity(BATCH_EVENTS),
     };
-    let summary = run(options, edit, &mut sink)?;
-    sink.flush()?;
-    if let Some(log) = sink.log.take() {
-        log.close()?;
-    }
+    let summary = run(options, edit, &mut sink);
+    // Whether or not generation failed, wait for the batches already sent, so the log on
+    // disk is closed cleanly.
+    let finished = sink.finish();
+    let summary = summary?;
+    finished?;
     Ok(summary)
 }
 
@@ -226,24 +229,74 @@ impl Sink for FnSink<'_> {
     }
 }
 
+/// Batches waiting for the appending thread: one being appended, one ready, one being filled.
+const QUEUED_BATCHES_MAX: usize = 2;
+
 /// Streams events into a new log in batches of [`BATCH_EVENTS`]; the log is created from
-/// the first event (the genesis), which `Log::create` writes itself.
+/// the first event (the genesis), which `Log::create` writes itself. Batches are appended on
+/// a thread of their own, so generating the next batch overlaps the durable commit of the
+/// previous one (the commit waits on the disk).
 struct LogSink<'a> {
     out: &'a Path,
     key: Option<Hotkey>,
-    log: Option<Log>,
+    appender: Option<Appender>,
     batch: Vec<Event>,
 }
 
+struct Appender {
+    sender: std::sync::mpsc::SyncSender<Vec<Event>>,
+    thread: std::thread::JoinHandle<Result<(), LogError>>,
+}
+
+impl Appender {
+    fn start(log: Log) -> Self {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Event>>(QUEUED_BATCHES_MAX);
+        let thread = std::thread::spawn(move || {
+            for batch in receiver {
+                log.append_batch(&batch)?;
+            }
+            log.close()
+        });
+        Self { sender, thread }
+    }
+
+    /// Waits for every batch sent to be durable and closes the log.
+    fn finish(self) -> Result<(), GenError> {
+        drop(self.sender);
+        match self.thread.join() {
+            Ok(result) => Ok(result?),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
 impl LogSink<'_> {
-    fn flush(&mut self) -> Result<(), GenError> {
-        if let Some(log) = &self.log
-            && !self.batch.is_empty()
-        {
-            log.append_batch(&self.batch)?;
-            self.batch.clear();
+    fn send(&mut self) -> Result<(), GenError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_EVENTS));
+        let sent = match &self.appender {
+            Some(appender) => appender.sender.send(batch).is_ok(),
+            None => unreachable!("events after the genesis come after the log is created"),
+        };
+        if !sent {
+            // The appending thread stopped on an error: report it.
+            if let Some(appender) = self.appender.take() {
+                appender.finish()?;
+            }
+            return Err(GenError::Log(LogError::WriterStopped));
         }
         Ok(())
+    }
+
+    /// Appends what is left and closes the log.
+    fn finish(mut self) -> Result<(), GenError> {
+        self.send()?;
+        match self.appender.take() {
+            Some(appender) => appender.finish(),
+            None => Ok(()),
+        }
     }
 
     fn create(&mut self, event: &Event) -> Result<(), GenError> {
@@ -274,7 +327,7 @@ impl LogSink<'_> {
                     .into(),
             });
         }
-        self.log = Some(Log::create(self.out, key, genesis)?);
+        self.appender = Some(Appender::start(Log::create(self.out, key, genesis)?));
         Ok(())
     }
 }
@@ -286,7 +339,7 @@ impl Sink for LogSink<'_> {
         }
         self.batch.push(event);
         if self.batch.len() >= BATCH_EVENTS {
-            self.flush()?;
+            self.send()?;
         }
         Ok(())
     }

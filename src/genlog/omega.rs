@@ -18,7 +18,7 @@ use weightlog_schema::event::{
 };
 
 use super::world;
-use super::{Context, GenError, Scenario, TEMPO_BLOCKS};
+use super::{Context, GenError, Scenario};
 
 pub const NETUID: u16 = 24;
 pub const SCORES_ROUNDS: u64 = 3;
@@ -30,15 +30,11 @@ pub const BASELINE: f64 = 0.55;
 
 pub struct Omega {
     rounds: u64,
-    metagraph_block: Option<u64>,
 }
 
 impl Omega {
     pub fn new(_context: &mut Context) -> Self {
-        Self {
-            rounds: 0,
-            metagraph_block: None,
-        }
+        Self { rounds: 0 }
     }
 }
 
@@ -57,14 +53,10 @@ impl Scenario for Omega {
 
     fn round(&mut self, context: &mut Context, out: &mut Vec<Payload>) -> Result<(), GenError> {
         let block = context.block();
-        if self
-            .metagraph_block
-            .is_none_or(|last| block >= last + TEMPO_BLOCKS)
-        {
-            out.push(context.world.metagraph(NETUID, block));
-            self.metagraph_block = Some(block);
+        if let Some(metagraph) = context.world.observe(NETUID, block, &mut context.rng) {
+            out.push(metagraph);
         }
-        if self.rounds % SCORES_ROUNDS == 0 {
+        if self.rounds.is_multiple_of(SCORES_ROUNDS) {
             let mut scores = Vec::new();
             let mut best: f64 = 0.0;
             for index in 0..context.world.miners.len() {
@@ -93,7 +85,7 @@ impl Scenario for Omega {
                     .to_string(),
             }));
         }
-        if self.rounds % REPUTATION_ROUNDS == 0 {
+        if self.rounds.is_multiple_of(REPUTATION_ROUNDS) {
             let scores = (0..context.world.miners.len())
                 .map(|index| UidScore {
                     uid: context.world.miners[index].uid,

@@ -14,7 +14,7 @@ use weightlog_schema::Payload;
 use weightlog_schema::event::{ChallengeIssued, EvaluationRecorded, Metric};
 
 use super::world;
-use super::{Context, GenError, Scenario, TEMPO_BLOCKS};
+use super::{Context, GenError, Scenario};
 
 pub const NETUID: u16 = 24;
 /// Miners queried per task.
@@ -50,15 +50,11 @@ const TASKS: [(&str, &str, &str, &str); 4] = [
 
 pub struct Quasar {
     rounds: u64,
-    metagraph_block: Option<u64>,
 }
 
 impl Quasar {
     pub fn new(_context: &mut Context) -> Self {
-        Self {
-            rounds: 0,
-            metagraph_block: None,
-        }
+        Self { rounds: 0 }
     }
 }
 
@@ -73,12 +69,8 @@ impl Scenario for Quasar {
 
     fn round(&mut self, context: &mut Context, out: &mut Vec<Payload>) -> Result<(), GenError> {
         let block = context.block();
-        if self
-            .metagraph_block
-            .is_none_or(|last| block >= last + TEMPO_BLOCKS)
-        {
-            out.push(context.world.metagraph(NETUID, block));
-            self.metagraph_block = Some(block);
+        if let Some(metagraph) = context.world.observe(NETUID, block, &mut context.rng) {
+            out.push(metagraph);
         }
         self.rounds += 1;
 

@@ -1,5 +1,8 @@
 //! The miners every scenario shares: uids `0..n`, hotkeys and coldkeys derived from the seed,
-//! and a hidden quality in [0.2, 0.95] that decides how well each miner answers.
+//! and a hidden quality in [0.2, 0.95] that decides how well each miner answers. The
+//! metagraph is observed every tempo; at every observation after the first, one uid chosen
+//! at random changes hands (a new miner registers on it, with a new hotkey and quality), so
+//! the projections' handling of a uid that another miner now holds is exercised.
 
 use weightlog_schema::event::{
     AccountId, Axon, MetagraphObserved, Neuron, ResponseOutcome, ResponseReceived,
@@ -30,21 +33,58 @@ pub struct Miner {
 pub struct World {
     pub seed: u64,
     pub miners: Vec<Miner>,
+    /// Block of the newest metagraph observed.
+    metagraph_block: Option<u64>,
+    /// Registrations after the first metagraph, numbering the keys they derive.
+    registrations: u64,
+}
+
+fn miner(seed: u64, uid: u16, generation: u64, rng: &mut SplitMix64, block: u64) -> Miner {
+    let mut index = uid.to_le_bytes().to_vec();
+    if generation > 0 {
+        index.extend_from_slice(&generation.to_le_bytes());
+    }
+    Miner {
+        uid,
+        hotkey: AccountId(derive(seed, b"gen-log miner hotkey", &index)),
+        coldkey: AccountId(derive(seed, b"gen-log miner coldkey", &index)),
+        quality: 0.2 + 0.75 * rng.unit(),
+        stake_rao: rng.below(MINER_STAKE_RAO_MAX),
+        registration_block: block,
+    }
 }
 
 impl World {
     pub fn new(seed: u64, miners: u16, rng: &mut SplitMix64) -> Self {
         let miners = (0..miners)
-            .map(|uid| Miner {
-                uid,
-                hotkey: AccountId(derive(seed, b"gen-log miner hotkey", &uid.to_le_bytes())),
-                coldkey: AccountId(derive(seed, b"gen-log miner coldkey", &uid.to_le_bytes())),
-                quality: 0.2 + 0.75 * rng.unit(),
-                stake_rao: rng.below(MINER_STAKE_RAO_MAX),
-                registration_block: super::FIRST_BLOCK - 1 - rng.below(100_000),
+            .map(|uid| {
+                let block = super::FIRST_BLOCK - 1 - rng.below(100_000);
+                miner(seed, uid, 0, rng, block)
             })
             .collect();
-        Self { seed, miners }
+        Self {
+            seed,
+            miners,
+            metagraph_block: None,
+            registrations: 0,
+        }
+    }
+
+    /// The metagraph, when a tempo has passed since the last one (or none was observed).
+    pub fn observe(&mut self, netuid: u16, block: u64, rng: &mut SplitMix64) -> Option<Payload> {
+        if self
+            .metagraph_block
+            .is_some_and(|last| block < last + TEMPO_BLOCKS)
+        {
+            return None;
+        }
+        if self.metagraph_block.is_some() {
+            self.registrations += 1;
+            let uid = rng.below(self.miners.len() as u64) as usize;
+            self.miners[uid] = miner(self.seed, uid as u16, self.registrations, rng, block);
+        }
+        self.metagraph_block = Some(block);
+        Some(self.metagraph(netuid, block))
     }
 
     pub fn uids(&self) -> Vec<u16> {
