@@ -98,7 +98,9 @@ impl GenOptions {
 
     /// Events between decisions: about 50 decisions per log, at least
     /// [`DECISION_INTERVAL_EVENTS_MIN`] events apart, but at least two decisions in a log
-    /// of a few hundred events.
+    /// of a few hundred events. A decision is taken at the first round boundary after the
+    /// interval (a round is a challenge with its answers, about `2 × miners` events), so a
+    /// log shorter than a round of many miners may hold none.
     pub fn decision_interval_events(&self) -> u64 {
         match self.decision_interval {
             Some(interval) => interval.max(1),
@@ -557,4 +559,36 @@ fn run(
         log_id: LogId(log_id),
         kinds: driver.kinds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_are_about_fifty_per_log_and_two_in_a_short_one() {
+        let interval = |events| GenOptions::new("affine", events, 0).decision_interval_events();
+        assert_eq!(interval(1_000_000), 20_000);
+        assert_eq!(interval(10_000), 200);
+        assert_eq!(interval(300), 100);
+        assert_eq!(interval(2), 1);
+        let mut pinned = GenOptions::new("affine", 1_000, 0);
+        pinned.decision_interval = Some(0);
+        assert_eq!(pinned.decision_interval_events(), 1);
+    }
+
+    #[test]
+    fn the_clock_gives_a_block_every_ten_events() {
+        assert_eq!(timestamp_of(0), EPOCH_MS);
+        assert_eq!(timestamp_of(10) - timestamp_of(0), BLOCK_INTERVAL_MS);
+        assert_eq!(block_of(9), FIRST_BLOCK);
+        assert_eq!(block_of(10), FIRST_BLOCK + 1);
+    }
+
+    #[test]
+    fn the_key_and_log_id_follow_the_seed() {
+        assert_eq!(signing_key(1).ss58(), signing_key(1).ss58());
+        assert_ne!(signing_key(1).ss58(), signing_key(2).ss58());
+        assert_ne!(derive(1, b"a", &[]), derive(1, b"b", &[]));
+    }
 }
