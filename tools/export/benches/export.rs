@@ -18,9 +18,13 @@ const BENCH_BATCH_EVENTS: u64 = 10_000;
 /// Events of the log in `cargo test --bench export` (criterion's test mode).
 const TEST_MODE_EVENTS: u64 = 2_000;
 
+/// `cargo bench` passes `--bench`; `cargo test --bench` does not (criterion's test mode).
+fn benchmarking() -> bool {
+    std::env::args().any(|argument| argument == "--bench")
+}
+
 fn bench_events() -> u64 {
-    let benchmarking = std::env::args().any(|argument| argument == "--bench");
-    if !benchmarking {
+    if !benchmarking() {
         return TEST_MODE_EVENTS;
     }
     std::env::var("WEIGHTLOG_EXPORT_BENCH_EVENTS")
@@ -29,9 +33,14 @@ fn bench_events() -> u64 {
         .unwrap_or(1_000_000)
 }
 
-/// The generated log for `events`, made once and reused.
-pub fn bench_log(events: u64) -> PathBuf {
-    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/export-bench");
+/// The generated log for `events`: made once under `target/export-bench/` and reused when
+/// benchmarking (a million events take minutes to append), in `scratch` in test mode.
+fn bench_log(events: u64, scratch: &std::path::Path) -> PathBuf {
+    let folder = if benchmarking() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/export-bench")
+    } else {
+        scratch.to_path_buf()
+    };
     std::fs::create_dir_all(&folder).unwrap();
     let path = folder.join(format!("log-{events}.redb"));
     if !path.exists() {
@@ -45,8 +54,8 @@ pub fn bench_log(events: u64) -> PathBuf {
 
 fn exports(criterion: &mut Criterion) {
     let events = bench_events();
-    let log = bench_log(events);
     let scratch = tempfile::tempdir().unwrap();
+    let log = bench_log(events, scratch.path());
     let mut group = criterion.benchmark_group(format!("export {events} events"));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(1));

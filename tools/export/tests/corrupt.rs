@@ -128,3 +128,19 @@ fn a_forgery_before_an_incremental_range_is_outside_it() {
         "{error}"
     );
 }
+
+#[test]
+fn the_command_exits_2_and_names_the_seq() {
+    let directory = tempfile::tempdir().unwrap();
+    let log = directory.path().join("log.redb");
+    common::generate(&log, 30, 10);
+    overwrite(&log, 11, b"garbage");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_weightlog-export"))
+        .arg(&log)
+        .arg(directory.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("event 11: "), "{stderr}");
+}
