@@ -12,6 +12,16 @@ pub enum ExportError {
         "event {seq}: {reason}; the log does not check out, so nothing was exported (`weightlog verify LOG` gives the full report)"
     )]
     Corrupt { seq: u64, reason: String },
+    #[error("event {seq}: {reason}")]
+    Unrepresentable { seq: u64, reason: String },
+    #[error(
+        "{path} was exported from log {found}, not from this log ({expected}); use another directory"
+    )]
+    OtherLog {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error("the range --from {from} --to {to} is not inside the log's {size} signed events")]
     Range { from: u64, to: u64, size: u64 },
     #[error("the log has no signed checkpoint; it was never committed")]

@@ -119,7 +119,16 @@ pub fn export(
             ),
         });
     }
-    refuse_overlap(&options.out_dir, &options.tables, from, to)?;
+    if refuse_overlap(&options.out_dir, &options.tables, from, to, &meta.origin)? {
+        // This empty range was exported already (a `--resume` with nothing new): its
+        // files exist and must not be written twice.
+        return Ok(ExportSummary {
+            from,
+            to,
+            checkpoint: cited,
+            files: Vec::new(),
+        });
+    }
 
     let key_values = vec![
         KeyValue::new(metadata::ORIGIN.into(), meta.origin.clone()),
@@ -177,7 +186,7 @@ pub fn export(
                 reason: format!("stored bytes are invalid: {error}"),
             })?;
             let timestamp_ms =
-                i64::try_from(event.timestamp_ms).map_err(|_| ExportError::Corrupt {
+                i64::try_from(event.timestamp_ms).map_err(|_| ExportError::Unrepresentable {
                     seq,
                     reason: format!(
                         "timestamp {} ms is past what Parquet timestamps hold",
@@ -289,27 +298,86 @@ fn check_root(
 }
 
 /// Refuses a range that overlaps a file already exported for one of `tables`, so an
-/// incremental export never counts an event twice. File names carry their run's range
-/// (`part-FROM-TO.parquet`, see `sink.rs`).
-fn refuse_overlap(out_dir: &Path, tables: &[Table], from: u64, to: u64) -> Result<(), ExportError> {
+/// incremental export never counts an event twice, and a directory that holds another log's
+/// export (checked on one file per table: a directory is one log's export). File names
+/// carry their run's range (`part-FROM-TO.parquet`, see `sink.rs`). Returns whether this
+/// very range is an empty one that was exported already.
+fn refuse_overlap(
+    out_dir: &Path,
+    tables: &[Table],
+    from: u64,
+    to: u64,
+    origin: &str,
+) -> Result<bool, ExportError> {
+    let mut same_empty_found = false;
     for table in tables {
-        for path in parquet_files(&out_dir.join(table.name()))? {
+        let existing = parquet_files(&out_dir.join(table.name()))?;
+        if let Some(path) = existing.first() {
+            let found = stated_origin(path)?;
+            if found != origin {
+                return Err(ExportError::OtherLog {
+                    path: path.clone(),
+                    found,
+                    expected: origin.to_string(),
+                });
+            }
+        }
+        for path in existing {
             let Some((file_from, file_to)) = range_of(&path) else {
                 continue;
             };
-            let overlaps = file_from < to && from < file_to;
-            // Two empty ranges at the same seq would also write the same file name.
-            let same_empty = from == to && file_from == from && file_to == to;
-            if overlaps || same_empty {
+            if file_from < to && from < file_to {
                 return Err(ExportError::Overlap {
                     path,
                     from: file_from,
                     to: file_to,
                 });
             }
+            same_empty_found |= from == to && file_from == from && file_to == to;
         }
     }
-    Ok(())
+    Ok(same_empty_found)
+}
+
+/// The origin a file's metadata states (empty when it states none), read from its footer.
+fn stated_origin(path: &Path) -> Result<String, ExportError> {
+    use parquet::file::reader::FileReader;
+    let file = std::fs::File::open(path).map_err(|source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader =
+        parquet::file::serialized_reader::SerializedFileReader::new(file).map_err(|source| {
+            ExportError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    Ok(reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|pairs| {
+            pairs
+                .iter()
+                .find(|pair| pair.key == metadata::ORIGIN)
+                .and_then(|pair| pair.value.clone())
+        })
+        .unwrap_or_default())
+}
+
+/// Where the previous exports of `tables` in `out_dir` ended: the largest `TO` of their
+/// file names, 0 when there are none. `--resume` starts there.
+pub fn exported_end(out_dir: &Path, tables: &[Table]) -> Result<u64, ExportError> {
+    let mut end = 0;
+    for table in tables {
+        for path in parquet_files(&out_dir.join(table.name()))? {
+            if let Some((_, to)) = range_of(&path) {
+                end = end.max(to);
+            }
+        }
+    }
+    Ok(end)
 }
 
 /// The seq range in an exported file's name: `part-FROM-TO[-N].parquet`.

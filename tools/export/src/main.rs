@@ -20,8 +20,12 @@ struct Arguments {
     /// rewritten: a later run with `--from` adds files beside them.
     out_dir: PathBuf,
     /// First seq to export (for an incremental export: the previous run's --to).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     from: u64,
+    /// Start where the exports already in OUT_DIR end (the largest seq range end in their
+    /// file names), to add only what the log gained since.
+    #[arg(long)]
+    resume: bool,
     /// End of the range, exclusive (default: every signed event).
     #[arg(long)]
     to: Option<u64>,
@@ -63,10 +67,15 @@ fn run(arguments: Arguments) -> Result<(), ExportError> {
     };
     tables.sort();
     tables.dedup();
+    let from = if arguments.resume {
+        weightlog_export::export::exported_end(&arguments.out_dir, &tables)?
+    } else {
+        arguments.from
+    };
     let options = ExportOptions {
         log: arguments.log,
         out_dir: arguments.out_dir,
-        from: arguments.from,
+        from,
         to: arguments.to,
         tables,
         partition: arguments.partition,

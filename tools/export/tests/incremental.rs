@@ -120,3 +120,65 @@ fn a_range_past_the_log_is_refused() {
     let error = export(&options(&log, &out, 5, Some(4)), |_, _| {}).unwrap_err();
     assert!(matches!(error, ExportError::Range { .. }), "{error}");
 }
+
+#[test]
+fn resume_adds_only_what_the_log_gained() {
+    let directory = tempfile::tempdir().unwrap();
+    let log = directory.path().join("log.redb");
+    common::generate(&log, 40, 10);
+    let out = directory.path().join("out");
+    let run = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_weightlog-export"))
+            .arg(&log)
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(run(&["--resume"]).starts_with("exported seqs 0..41 "));
+    // The validator appends more; the next run picks up where the files end.
+    let appended = weightlog::log::Log::open(&log, common::validator_key()).unwrap();
+    let more: Vec<_> = (40..75).map(common::event).collect();
+    appended.append_batch(&more).unwrap();
+    appended.close().unwrap();
+    assert!(run(&["--resume"]).starts_with("exported seqs 41..76 "));
+    assert!(run(&["--resume"]).starts_with("exported seqs 76..76 "));
+    // Nothing new: nothing written, and no error.
+    let files = common::files_under(&out).len();
+    assert!(run(&["--resume"]).contains("into 0 files"));
+    assert_eq!(common::files_under(&out).len(), files);
+
+    let full = directory.path().join("full");
+    export(&options(&log, &full, 0, None), |_, _| {}).unwrap();
+    for table in Table::ALL {
+        assert_eq!(
+            common::table_rows(&full, table.name()),
+            common::table_rows(&out, table.name()),
+            "{table}"
+        );
+    }
+}
+
+#[test]
+fn a_directory_holding_another_logs_export_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let first = directory.path().join("first.redb");
+    common::generate(&first, 20, 10);
+    let second = directory.path().join("second.redb");
+    let mut genesis = common::genesis();
+    genesis.log_id = weightlog_schema::event::LogId([8; 16]);
+    let log = weightlog::log::Log::create(&second, common::validator_key(), genesis).unwrap();
+    log.append_batch(&(0..20).map(common::event).collect::<Vec<_>>())
+        .unwrap();
+    log.close().unwrap();
+    let out = directory.path().join("out");
+    export(&options(&first, &out, 0, Some(10)), |_, _| {}).unwrap();
+    let error = export(&options(&second, &out, 10, None), |_, _| {}).unwrap_err();
+    assert!(matches!(error, ExportError::OtherLog { .. }), "{error}");
+}
