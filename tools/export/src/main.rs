@@ -88,7 +88,7 @@ fn run(arguments: Arguments) -> Result<(), ExportError> {
     if let Some(bar) = &bar {
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} events {per_sec} eta {eta}",
+                "{bar:40} {human_pos}/{human_len} events, {elapsed} elapsed, eta {eta}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
