@@ -19,6 +19,11 @@ use weightlog::genlog::{GenOptions, generate};
 use weightlog::log::LogReader;
 use weightlog_schema::{codec, leaf_hash};
 
+/// The allocator the `weightlog` binary uses, so the bench measures what `replay verify`
+/// does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS_DEFAULT: u64 = 1_000_000;
 const EVENTS_TEST_MODE: u64 = 3_000;
 const THREAD_COUNTS: [usize; 2] = [1, 2];

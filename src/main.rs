@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use weightlog::cli::{Cli, Command, EXIT_ERROR, EXIT_INVALID, run};
 
+/// Events are decoded on the audit's pool threads and dropped on its fold thread; glibc's
+/// malloc serialises such cross-thread frees on arena locks, mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_verify = matches!(
