@@ -84,18 +84,31 @@ impl LogReader {
 
     /// Opens a log for reading only (verify, cat, proofs). No key is needed.
     pub fn open(path: &Path) -> Result<LogReader, LogError> {
+        Self::open_with_cache(path, None)
+    }
+
+    /// Like [`LogReader::open`], with redb's page cache capped at `cache_bytes` (`None`:
+    /// redb's default, 1 GiB). A one-pass scan of a large log (an export) reads every page
+    /// once, so a small cache costs little time and keeps its memory bounded.
+    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> Result<LogReader, LogError> {
         if !path.exists() {
             return Err(LogError::Missing { path: path.into() });
         }
+        let mut builder = redb::Builder::new();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
         // A read-only open refuses a file that needs repair after a crash; a writable open
         // repairs it, so fall back to that.
-        let db = match redb::ReadOnlyDatabase::open(path) {
+        let db = match builder.open_read_only(path) {
             Ok(database) => Db::ReadOnly(Arc::new(database)),
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(LogError::Busy { path: path.into() });
             }
             Err(_) => Db::Writable(Arc::new(
-                redb::Database::open(path).map_err(|error| open::open_error(path, error))?,
+                builder
+                    .open(path)
+                    .map_err(|error| open::open_error(path, error))?,
             )),
         };
         let meta = match &db {

@@ -69,12 +69,17 @@ pub struct ExportSummary {
     pub files: Vec<WrittenFile>,
 }
 
+/// redb's page cache for the export's reader. An export reads each page once in seq order,
+/// so a larger cache would only hold pages it will not read again (redb's default grows to
+/// 1 GiB on a large log).
+pub const READ_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// Exports `options.from..to`. `progress` is called with (events done, events in range).
 pub fn export(
     options: &ExportOptions,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ExportSummary, ExportError> {
-    let reader = LogReader::open(&options.log)?;
+    let reader = LogReader::open_with_cache(&options.log, Some(READ_CACHE_BYTES_MAX))?;
     let meta = reader.meta().clone();
     let snapshot = reader.snapshot()?;
     let newest = snapshot

@@ -15,7 +15,7 @@
 //! `EVENT_BYTES_MAX`, 1 MiB, of canonical bytes). That is at most
 //! 16 × (8 + 32) MiB ≈ 640 MiB in the worst case and about 8 × 40 MiB unpartitioned; real
 //! logs use far less (see the README's benchmark). On top of it, the log reader's redb page
-//! cache grows with the pages read, up to redb's default cap of 1 GiB.
+//! cache grows with the pages read, up to [`export::READ_CACHE_BYTES_MAX`] (64 MiB).
 
 pub mod digest;
 pub mod error;
