@@ -335,10 +335,10 @@ fn the_cli_exit_codes_say_match_tampered_and_diverged() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--re-embed"));
 }
 
-#[test]
-fn a_profile_change_to_another_mode_switches_the_projection_over_the_whole_log() {
-    use weightlog::audit::MemorySource;
-    use weightlog_replay::projection::decision::{Decision, Recomputed};
+/// A generated omega log that switches to `legacy_winrate` at its end, followed by the
+/// decision the new mode computes over the whole log (what the validator's node records).
+fn switched_to_legacy_winrate() -> Vec<weightlog_schema::Event> {
+    use weightlog_replay::projection::decision::Recomputed;
     use weightlog_replay::projection::registry::for_profile;
     use weightlog_schema::event::{ProfileChanged, WeightsComputed};
     use weightlog_schema::{Event, codec::parameters_hash_of};
@@ -354,7 +354,6 @@ fn a_profile_change_to_another_mode_switches_the_projection_over_the_whole_log()
             parameters_json: parameters_json.clone(),
         }),
     ));
-    // What the validator's node computes after the switch: the new mode over every event.
     let mut legacy = for_profile("omega", &parameters_json).unwrap();
     for (seq, event) in events.iter().enumerate() {
         legacy.apply(seq as u64, event).unwrap();
@@ -367,21 +366,24 @@ fn a_profile_change_to_another_mode_switches_the_projection_over_the_whole_log()
         mechanism: legacy.name().into(),
         parameters_hash: parameters_hash_of(&parameters_json),
         log_size: events.len() as u64,
-        uids: decision.uids.clone(),
-        raw_weight_bits: decision.raw_weight_bits.clone(),
-        u16_uids: decision.u16_uids.clone(),
-        u16_weights: decision.u16_weights.clone(),
+        uids: decision.uids,
+        raw_weight_bits: decision.raw_weight_bits,
+        u16_uids: decision.u16_uids,
+        u16_weights: decision.u16_weights,
     };
-    events.push(Event::new(
-        timestamp_ms,
-        Payload::WeightsComputed(honest.clone()),
-    ));
+    events.push(Event::new(timestamp_ms, Payload::WeightsComputed(honest)));
+    events
+}
 
+#[test]
+fn a_profile_change_to_another_mode_switches_the_projection_over_the_whole_log() {
+    use weightlog::audit::MemorySource;
+
+    let mut events = switched_to_legacy_winrate();
     let source = MemorySource::new(&events).unwrap();
     let (report, _) = audit(&source, &with_threads(2), &|_| {}).unwrap();
     assert_eq!(report.verdict, Verdict::Match, "{report:?}");
     assert_eq!(report.projection, "omega/legacy_winrate");
-    assert_eq!(Decision::recorded(&honest), decision);
 
     // The same decision recorded under the old mode's name is a divergence.
     let last = events.len() - 1;
@@ -395,4 +397,40 @@ fn a_profile_change_to_another_mode_switches_the_projection_over_the_whole_log()
     };
     assert_eq!(found.seq, last as u64);
     assert!(found.reason.contains("omega/legacy_winrate"), "{found:?}");
+}
+
+#[test]
+fn a_profile_switch_after_a_resume_rehashes_the_history_it_refolds() {
+    use weightlog::audit::MemorySource;
+
+    let events = switched_to_legacy_winrate();
+    let source = MemorySource::new(&events).unwrap();
+    let options = AuditOptions {
+        threads: 2,
+        until: Some(499),
+        ..AuditOptions::default()
+    };
+    let (first, saved) = audit(&source, &options, &|_| {}).unwrap();
+    assert_eq!(first.verdict, Verdict::Match, "{first:?}");
+    let saved = saved.expect("a checkpoint at seq 500");
+    let resumed = || AuditOptions {
+        threads: 2,
+        from_checkpoint: Some(saved.clone()),
+        ..AuditOptions::default()
+    };
+
+    // Unchanged, the resumed audit matches and ends in the new mode.
+    let (report, _) = audit(&source, &resumed(), &|_| {}).unwrap();
+    assert_eq!(report.verdict, Verdict::Match, "{report:?}");
+    assert_eq!(report.projection, "omega/legacy_winrate");
+
+    // The history below the resume point changes: the switch refolds it and must notice.
+    let mut changed = events.clone();
+    changed[100].timestamp_ms += 1;
+    let source = MemorySource::new(&changed).unwrap();
+    let (report, _) = audit(&source, &resumed(), &|_| {}).unwrap();
+    let Verdict::Tampered(found) = &report.verdict else {
+        panic!("{report:?}");
+    };
+    assert!(found.reason.contains("history was changed"), "{found:?}");
 }

@@ -82,6 +82,11 @@ impl AuditCheckpoint {
         &self.body.origin
     }
 
+    /// The SS58 address of the key the audited log was signed by.
+    pub fn signer(&self) -> &str {
+        &self.body.signer
+    }
+
     pub fn state_hash(&self) -> Hash {
         self.body.projection.state_hash
     }

@@ -40,6 +40,18 @@ enum JobResult {
     },
 }
 
+/// How a projection taking over at a profile switch fared.
+enum Refold {
+    Folded,
+    /// It refused the event at `seq`.
+    Refused {
+        seq: u64,
+        reason: String,
+    },
+    /// The events before the switch do not hash to the audit's frontier.
+    Changed,
+}
+
 /// The profile in force and the projection computing it.
 struct Profile {
     name: String,
@@ -116,6 +128,15 @@ pub(super) fn run(
             "it is for log {}, not {}",
             resume.origin(),
             source.origin()
+        )));
+    }
+    if let Some(resume) = resume
+        && resume.signer() != source.signer().to_ss58()
+    {
+        return Err(AuditError::Checkpoint(format!(
+            "it was taken of a log signed by {}, but this log is signed by {}",
+            resume.signer(),
+            source.signer().to_ss58()
         )));
     }
     let fold_limit = match options.until {
@@ -615,6 +636,13 @@ impl Fold<'_> {
                 computed.log_size, self.start
             ));
         }
+        if seq - computed.log_size > super::DECISION_LAG_EVENTS_MAX {
+            return Some(format!(
+                "computed over {} events, more than {} events before it was recorded",
+                computed.log_size,
+                super::DECISION_LAG_EVENTS_MAX
+            ));
+        }
         if !self.decision_was_scheduled(seq) {
             return Some(format!(
                 "computed over {} events, more than {} events before it was recorded",
@@ -708,8 +736,29 @@ impl Fold<'_> {
                 // A projection that takes over folds the whole log before the switch, as
                 // the validator's node does when its profile changes.
                 Ok(mut projection) => match self.refold(projection.as_mut(), seq)? {
-                    None => Ok(projection),
-                    Some(reason) => Err(reason),
+                    Refold::Folded => Ok(projection),
+                    Refold::Refused {
+                        seq: refused,
+                        reason,
+                    } => {
+                        if self.invalid.is_none() {
+                            self.invalid = Some(finding(refused, "ProfileChanged", reason.clone()));
+                        }
+                        Err(reason)
+                    }
+                    Refold::Changed => {
+                        self.tampered = Some(finding(
+                            self.start.min(seq),
+                            "changed",
+                            format!(
+                                "the events below the audit checkpoint's resume point {} no \
+                                 longer hash to the frontier that audit computed; the log's \
+                                 history was changed",
+                                self.start
+                            ),
+                        ));
+                        Err("the log's history was changed".to_string())
+                    }
                 },
                 Err(error) => Err(error.to_string()),
             }
@@ -728,31 +777,48 @@ impl Fold<'_> {
         Ok(())
     }
 
-    /// Folds the events below `to` into a projection taking over; `Some(reason)` when one
-    /// of them is refused.
+    /// Folds the events below `to` into a projection taking over. The events `0..=to` are
+    /// hashed again on the way and must give the frontier the audit holds: after a resume,
+    /// the events below the resume point were verified by an earlier run, not this one.
     fn refold(
         &self,
         projection: &mut dyn RunningProjection,
         to: u64,
-    ) -> Result<Option<String>, AuditError> {
-        let mut problem = None;
-        self.source.read(0, to, &mut |seq, bytes| {
-            let applied = codec::decode(bytes)
-                .map_err(|error| error.to_string())
-                .and_then(|event| {
-                    projection
-                        .apply(seq, &event)
-                        .map_err(|error| error.to_string())
-                });
-            if let Err(reason) = applied {
-                problem = Some(format!(
-                    "the projection taking over refuses event {seq}: {reason}"
-                ));
-                return false;
-            }
-            true
-        })?;
-        Ok(problem)
+    ) -> Result<Refold, AuditError> {
+        let mut refused = None;
+        let mut frontier = Frontier::new();
+        self.source
+            .read(0, to.saturating_add(1), &mut |seq, bytes| {
+                if seq != frontier.size() {
+                    return false;
+                }
+                frontier.append(weightlog_schema::leaf_hash(bytes));
+                if seq == to {
+                    return true;
+                }
+                let applied = codec::decode(bytes)
+                    .map_err(|error| error.to_string())
+                    .and_then(|event| {
+                        projection
+                            .apply(seq, &event)
+                            .map_err(|error| error.to_string())
+                    });
+                if let Err(reason) = applied {
+                    refused = Some((
+                        seq,
+                        format!("the projection taking over refuses event {seq}: {reason}"),
+                    ));
+                    return false;
+                }
+                true
+            })?;
+        if let Some((seq, reason)) = refused {
+            return Ok(Refold::Refused { seq, reason });
+        }
+        if frontier != self.frontier {
+            return Ok(Refold::Changed);
+        }
+        Ok(Refold::Folded)
     }
 
     fn save(&mut self) -> Result<(), AuditError> {
