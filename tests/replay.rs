@@ -245,18 +245,21 @@ fn resuming_from_a_checkpoint_reads_only_the_new_events() {
     let (full, _) = run(&path, with_threads(2));
     assert_eq!(full.verdict, Verdict::Match);
 
+    // The checkpoint sits the decision lag (here 500 events) before the fold limit, so
+    // the next audit can recompute a decision recorded late.
     let (first, saved) = run(
         &path,
         AuditOptions {
             threads: 2,
             until: Some(1_999),
+            decision_lag_events: 500,
             ..AuditOptions::default()
         },
     );
     assert_eq!(first.verdict, Verdict::Match);
     assert_eq!(first.folded_to, 2_000);
-    let saved = saved.expect("a checkpoint at the fold limit");
-    assert_eq!(saved.next_seq(), 2_000);
+    let saved = saved.expect("a checkpoint before the fold limit");
+    assert_eq!((saved.next_seq(), saved.checked_to()), (1_500, 2_000));
     let bytes = saved.to_bytes().unwrap();
     let restored = AuditCheckpoint::from_bytes(&bytes).unwrap();
     let (second, _) = run(
@@ -268,8 +271,11 @@ fn resuming_from_a_checkpoint_reads_only_the_new_events() {
         },
     );
     assert_eq!(second.verdict, Verdict::Match, "{second:?}");
-    assert_eq!(second.resumed_from, 2_000);
-    assert_eq!(second.events_checked, 1_000, "only the new events are read");
+    assert_eq!(second.resumed_from, 1_500);
+    assert_eq!(
+        second.events_checked, 1_500,
+        "only the new events and the lag window are read"
+    );
     assert_eq!(second.state_hash, full.state_hash);
     assert_eq!(second.root, full.root);
     assert_eq!(
@@ -312,7 +318,12 @@ fn the_cli_exit_codes_say_match_tampered_and_diverged() {
     assert_eq!(code, Some(0), "{json}");
     assert_eq!(json["verdict"], "match");
     let (code, json) = verify(&good, &["--from-checkpoint", saved.to_str().unwrap()]);
-    assert_eq!((code, json["events_checked"].as_u64()), (Some(0), Some(0)));
+    // Only the decision lag window before the saved end is read again.
+    let window = weightlog::audit::DECISION_LAG_EVENTS_MAX;
+    assert_eq!(
+        (code, json["events_checked"].as_u64()),
+        (Some(0), Some(window))
+    );
 
     let (liar, lied_at) = lying(directory.path());
     let (code, json) = verify(&liar, &["--re-evaluate"]);
@@ -408,6 +419,7 @@ fn a_profile_switch_after_a_resume_rehashes_the_history_it_refolds() {
     let options = AuditOptions {
         threads: 2,
         until: Some(499),
+        decision_lag_events: 0,
         ..AuditOptions::default()
     };
     let (first, saved) = audit(&source, &options, &|_| {}).unwrap();
@@ -416,6 +428,7 @@ fn a_profile_switch_after_a_resume_rehashes_the_history_it_refolds() {
     let resumed = || AuditOptions {
         threads: 2,
         from_checkpoint: Some(saved.clone()),
+        decision_lag_events: 0,
         ..AuditOptions::default()
     };
 
@@ -433,4 +446,59 @@ fn a_profile_switch_after_a_resume_rehashes_the_history_it_refolds() {
         panic!("{report:?}");
     };
     assert!(found.reason.contains("history was changed"), "{found:?}");
+}
+
+#[test]
+fn a_decision_recorded_after_the_save_point_but_computed_before_it_is_recomputed_on_resume() {
+    use weightlog::audit::MemorySource;
+    use weightlog_replay::projection::decision::Recomputed;
+    use weightlog_replay::projection::registry::for_genesis;
+
+    // A live node computes at log size L and records the decision a few events later.
+    let mut events = genlog::events(&GenOptions::new("omega", 1_200, 3)).unwrap();
+    let decision_seq = events
+        .iter()
+        .rposition(|event| matches!(event.payload, Payload::WeightsComputed(_)))
+        .expect("a decision");
+    let lagged_size = decision_seq as u64 - 5;
+    let mut projection = for_genesis(&events[0]).unwrap();
+    for (seq, event) in events.iter().enumerate().take(lagged_size as usize) {
+        projection.apply(seq as u64, event).unwrap();
+    }
+    let Recomputed::Weights(decision) = projection.decision().unwrap().1 else {
+        panic!("omega sets weights here");
+    };
+    if let Payload::WeightsComputed(computed) = &mut events[decision_seq].payload {
+        computed.log_size = lagged_size;
+        computed.uids = decision.uids;
+        computed.raw_weight_bits = decision.raw_weight_bits;
+        computed.u16_uids = decision.u16_uids;
+        computed.u16_weights = decision.u16_weights;
+    }
+    let source = MemorySource::new(&events).unwrap();
+    let (full, _) = audit(&source, &with_threads(2), &|_| {}).unwrap();
+    assert_eq!(full.verdict, Verdict::Match, "{full:?}");
+
+    // The first audit ends between the computation and the record.
+    let options = AuditOptions {
+        threads: 2,
+        until: Some(decision_seq as u64 - 2),
+        decision_lag_events: 64,
+        ..AuditOptions::default()
+    };
+    let (first, saved) = audit(&source, &options, &|_| {}).unwrap();
+    assert_eq!(first.verdict, Verdict::Match, "{first:?}");
+    let resumed = AuditOptions {
+        threads: 2,
+        from_checkpoint: saved,
+        decision_lag_events: 64,
+        ..AuditOptions::default()
+    };
+    let (second, _) = audit(&source, &resumed, &|_| {}).unwrap();
+    assert_eq!(second.verdict, Verdict::Match, "{second:?}");
+    assert_eq!(
+        first.decisions_checked + second.decisions_checked,
+        full.decisions_checked
+    );
+    assert_eq!(second.state_hash, full.state_hash);
 }

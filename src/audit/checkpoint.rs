@@ -23,6 +23,9 @@ struct Body {
     signer: String,
     /// The first seq not covered: events below were verified and folded.
     next_seq: u64,
+    /// Decisions and evaluations below this seq were already compared (the audit folded
+    /// past `next_seq` to here); a resumed audit folds them again without re-counting.
+    checked_to: u64,
     frontier_roots: Vec<Hash>,
     profile: String,
     parameters_json: String,
@@ -57,6 +60,7 @@ impl AuditCheckpoint {
         parameters_json: &str,
         parameters_hash: Hash,
         projection: ProjectionCheckpoint,
+        checked_to: u64,
     ) -> Self {
         Self {
             body: Body {
@@ -64,6 +68,7 @@ impl AuditCheckpoint {
                 origin: origin.into(),
                 signer: signer.into(),
                 next_seq: frontier.size(),
+                checked_to: checked_to.max(frontier.size()),
                 frontier_roots: frontier.roots().to_vec(),
                 profile: profile.into(),
                 parameters_json: parameters_json.into(),
@@ -76,6 +81,11 @@ impl AuditCheckpoint {
     /// The first seq a resumed audit reads.
     pub fn next_seq(&self) -> u64 {
         self.body.next_seq
+    }
+
+    /// Decisions and evaluations below this seq were compared by the audit that saved it.
+    pub fn checked_to(&self) -> u64 {
+        self.body.checked_to
     }
 
     pub fn origin(&self) -> &str {

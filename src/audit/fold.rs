@@ -85,8 +85,14 @@ struct Fold<'a> {
     profile: Option<Profile>,
     /// log_size -> the decisions (seq, recorded) computed at that size.
     decision_points: BTreeMap<u64, Vec<(u64, Decision)>>,
-    /// Decisions whose recomputation was spawned.
-    scheduled: BTreeSet<u64>,
+    /// Decisions whose recomputation was spawned, with the mechanism and parameters hash
+    /// in force where their fork was taken.
+    scheduled: BTreeMap<u64, (&'static str, Hash)>,
+    /// Decisions and evaluations below this seq were compared by the audit a resume
+    /// started from; they are folded but not compared again.
+    checked_to: u64,
+    /// Where this audit saves its checkpoint: the decision lag before the fold limit.
+    save_at: u64,
     /// Decisions already found wrong before recomputing (their recomputation is ignored).
     reported: BTreeSet<u64>,
     evidence: Evidence,
@@ -163,7 +169,11 @@ pub(super) fn run(
         uncovered_leaves: Vec::new(),
         profile: None,
         decision_points: BTreeMap::new(),
-        scheduled: BTreeSet::new(),
+        scheduled: BTreeMap::new(),
+        checked_to: resume.map_or(0, AuditCheckpoint::checked_to),
+        save_at: fold_limit
+            .saturating_sub(options.decision_lag_events)
+            .max(start),
         reported: BTreeSet::new(),
         evidence: Evidence::default(),
         jobs: sender,
@@ -215,7 +225,7 @@ pub(super) fn run(
     if fold.tampered.is_none() {
         fold.check_checkpoints_at_frontier()?;
     }
-    if fold.tampered.is_none() && fold.frontier.size() == fold_limit {
+    if fold.tampered.is_none() && fold.frontier.size() == fold.save_at {
         fold.save()?;
     }
 
@@ -328,6 +338,7 @@ impl Fold<'_> {
                 ..
             }) = &decoded.event
                 && decoded.seq < self.fold_limit
+                && decoded.seq >= self.checked_to
                 && computed.log_size <= decoded.seq
                 && computed.log_size >= self.frontier.size().max(self.start)
             {
@@ -376,7 +387,7 @@ impl Fold<'_> {
             return Ok(());
         }
         self.fold_event(seq, &kind, &event)?;
-        if self.tampered.is_none() && self.frontier.size() == self.fold_limit {
+        if self.tampered.is_none() && self.frontier.size() == self.save_at {
             self.save()?;
         }
         Ok(())
@@ -536,7 +547,7 @@ impl Fold<'_> {
                 });
             }
             Payload::ProfileChanged(changed) => self.change_profile(seq, changed)?,
-            Payload::WeightsComputed(computed) => {
+            Payload::WeightsComputed(computed) if seq >= self.checked_to => {
                 self.decisions_checked += 1;
                 if let Some(reason) = self.decision_problem(seq, computed) {
                     self.divergences.push(Finding {
@@ -572,7 +583,9 @@ impl Fold<'_> {
                     .responses
                     .insert((response.challenge_id.clone(), response.uid), body);
             }
-            Payload::EvaluationRecorded(evaluation) if self.options.re_evaluate => {
+            Payload::EvaluationRecorded(evaluation)
+                if self.options.re_evaluate && seq >= self.checked_to =>
+            {
                 self.spawn_evaluation(seq, evaluation);
             }
             _ => {}
@@ -597,35 +610,16 @@ impl Fold<'_> {
         seq: u64,
         computed: &weightlog_schema::event::WeightsComputed,
     ) -> Option<String> {
-        let Some(profile) = &self.profile else {
-            return Some("a decision before any profile was opened".into());
-        };
-        let projection = match &profile.projection {
-            Ok(projection) => projection,
-            Err(reason) => {
-                return Some(format!(
-                    "profile `{}` has no projection to recompute it: {reason}",
-                    profile.name
-                ));
-            }
-        };
-        if computed.mechanism != projection.name() {
-            return Some(format!(
-                "recorded mechanism `{}` but profile `{}` computes weights with `{}`",
-                computed.mechanism,
-                profile.name,
-                projection.name()
-            ));
-        }
-        if computed.parameters_hash != profile.parameters_hash {
-            return Some(format!(
-                "recorded parameters hash {} but the parameters in force hash to {}",
-                computed.parameters_hash, profile.parameters_hash
-            ));
-        }
         if computed.log_size > seq {
             return Some(format!(
                 "computed over {} events, more than the {seq} before it",
+                computed.log_size
+            ));
+        }
+        let lag = self.options.decision_lag_events;
+        if seq - computed.log_size > lag {
+            return Some(format!(
+                "computed over {} events, more than {lag} events before it was recorded",
                 computed.log_size
             ));
         }
@@ -636,27 +630,38 @@ impl Fold<'_> {
                 computed.log_size, self.start
             ));
         }
-        if seq - computed.log_size > super::DECISION_LAG_EVENTS_MAX {
-            return Some(format!(
-                "computed over {} events, more than {} events before it was recorded",
-                computed.log_size,
-                super::DECISION_LAG_EVENTS_MAX
-            ));
+        // The profile that matters is the one in force where the decision was computed.
+        if let Some((mechanism, parameters_hash)) = self.scheduled.get(&seq) {
+            if computed.mechanism != *mechanism {
+                return Some(format!(
+                    "recorded mechanism `{}` but the profile in force at log size {} computes \
+                     weights with `{mechanism}`",
+                    computed.mechanism, computed.log_size
+                ));
+            }
+            if computed.parameters_hash != *parameters_hash {
+                return Some(format!(
+                    "recorded parameters hash {} but the parameters in force at log size {} \
+                     hash to {parameters_hash}",
+                    computed.parameters_hash, computed.log_size
+                ));
+            }
+            return None;
         }
-        if !self.decision_was_scheduled(seq) {
-            return Some(format!(
-                "computed over {} events, more than {} events before it was recorded",
-                computed.log_size,
-                super::DECISION_LAG_EVENTS_MAX
-            ));
+        match &self.profile {
+            None => Some("a decision before any profile was opened".into()),
+            Some(Profile {
+                name,
+                projection: Err(reason),
+                ..
+            }) => Some(format!(
+                "profile `{name}` has no projection to recompute it: {reason}"
+            )),
+            Some(_) => Some(format!(
+                "computed over {} events, which the audit passed before it saw the decision",
+                computed.log_size
+            )),
         }
-        None
-    }
-
-    /// Whether the decision at `seq` was recomputed at its `log_size`: a point more than
-    /// the look-ahead before it was passed before the decision was seen.
-    fn decision_was_scheduled(&self, seq: u64) -> bool {
-        self.scheduled.contains(&seq)
     }
 
     fn spawn_decision(&mut self, decision_seq: u64, recorded: Decision) {
@@ -667,7 +672,12 @@ impl Fold<'_> {
         else {
             return;
         };
-        self.scheduled.insert(decision_seq);
+        let parameters_hash = self
+            .profile
+            .as_ref()
+            .map_or(Hash([0; 32]), |profile| profile.parameters_hash);
+        self.scheduled
+            .insert(decision_seq, (projection.name(), parameters_hash));
         let fork = projection.fork();
         let sender = self.jobs.clone();
         self.pool.spawn(move || {
@@ -839,6 +849,7 @@ impl Fold<'_> {
             &profile.parameters_json,
             profile.parameters_hash,
             state,
+            self.fold_limit.max(self.checked_to),
         ));
         Ok(())
     }

@@ -34,9 +34,11 @@ pub const CHUNK_EVENTS: usize = 4096;
 pub const CHUNKS_IN_FLIGHT_MIN: usize = 4;
 /// Divergences listed in a report (the first ones by seq); `findings` counts them all.
 pub const FINDINGS_LISTED_MAX: usize = 100;
-/// A decision's `log_size` may lag its own seq by at most this many events (a live node
-/// appends other events while it computes); the fold looks that far ahead.
-pub const DECISION_LAG_EVENTS_MAX: u64 = CHUNK_EVENTS as u64;
+/// A decision's `log_size` may lag its own seq by at most this many events by default (a
+/// live node appends other events while it computes); `AuditOptions::decision_lag_events`
+/// may lower it, never raise it past the fold's look-ahead of one chunk.
+pub const DECISION_LAG_EVENTS_MAX: u64 = 1024;
+const _: () = assert!(DECISION_LAG_EVENTS_MAX <= CHUNK_EVENTS as u64);
 
 /// What to check and how.
 #[derive(Debug, Clone)]
@@ -50,6 +52,11 @@ pub struct AuditOptions {
     pub re_evaluate: bool,
     /// Resume from a checkpoint an earlier audit of the same log saved.
     pub from_checkpoint: Option<AuditCheckpoint>,
+    /// How far a decision's `log_size` may lag its seq (at most
+    /// [`DECISION_LAG_EVENTS_MAX`]). The checkpoint an audit saves is this many events
+    /// before its fold limit, so a decision recorded after the limit but computed before it
+    /// can still be recomputed by the next audit.
+    pub decision_lag_events: u64,
 }
 
 impl Default for AuditOptions {
@@ -59,6 +66,7 @@ impl Default for AuditOptions {
             until: None,
             re_evaluate: false,
             from_checkpoint: None,
+            decision_lag_events: DECISION_LAG_EVENTS_MAX,
         }
     }
 }
@@ -173,6 +181,12 @@ pub fn audit(
 ) -> Result<(AuditReport, Option<AuditCheckpoint>), AuditError> {
     if options.threads == 0 {
         return Err(AuditError::Options("--threads must be at least 1".into()));
+    }
+    if options.decision_lag_events > DECISION_LAG_EVENTS_MAX {
+        return Err(AuditError::Options(format!(
+            "a decision lag of {} events is more than the {DECISION_LAG_EVENTS_MAX} the fold looks ahead",
+            options.decision_lag_events
+        )));
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.threads)

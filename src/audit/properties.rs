@@ -17,8 +17,10 @@ fn run(
 /// Panics when a replay of `events` depends on the thread count or on a checkpoint split.
 pub fn replay_determinism(events: &[Event], threads: usize, split: u64) -> AuditReport {
     let source = MemorySource::new(events).expect("the events encode");
+    // Generated decisions have no lag, so the checkpoint can sit exactly at the split.
     let options = |threads: usize| AuditOptions {
         threads,
+        decision_lag_events: 0,
         ..AuditOptions::default()
     };
     let (single, _) = run(&source, options(1));

@@ -279,6 +279,11 @@ pub struct ReplayVerifyArgs {
     /// After a matching audit, save a checkpoint so the next audit reads only new events.
     #[arg(long, value_name = "FILE")]
     pub save_checkpoint: Option<PathBuf>,
+    /// How many events a decision's `log_size` may lag its own seq (at most 1024). The
+    /// saved checkpoint sits this far before the end, so the next audit can recompute a
+    /// decision recorded after the end but computed before it.
+    #[arg(long, value_name = "EVENTS", default_value_t = crate::audit::DECISION_LAG_EVENTS_MAX)]
+    pub decision_lag: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -41,6 +41,7 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
         until: args.until,
         re_evaluate: args.re_evaluate,
         from_checkpoint,
+        decision_lag_events: args.decision_lag,
     };
     let reader = LogReader::open(&args.log)?;
     let size = reader.size()?;
