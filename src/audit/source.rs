@@ -3,14 +3,13 @@
 //!
 //! **API Boundary:** everything a source returns is untrusted; the audit checks it.
 
-use redb::ReadableTable;
 use weightlog_schema::signature::PublicKey;
 use weightlog_schema::{Event, Hash, codec};
 
 use super::AuditError;
 use crate::log::LogError;
 use crate::log::reader::LogReader;
-use crate::log::tables::{CHECKPOINTS, EVENTS, LEAVES};
+use crate::log::tables::LEAVES;
 
 /// A log to audit.
 pub trait Source: Sync {
@@ -63,17 +62,7 @@ impl Source for LogSource {
     }
 
     fn checkpoints(&self) -> Result<Vec<(u64, String)>, AuditError> {
-        let snapshot = self.reader.snapshot()?;
-        let table = snapshot
-            .transaction()
-            .open_table(CHECKPOINTS)
-            .map_err(LogError::from)?;
-        let mut found = Vec::new();
-        for entry in table.iter().map_err(LogError::from)? {
-            let (size, text) = entry.map_err(LogError::from)?;
-            found.push((size.value(), text.value().to_string()));
-        }
-        Ok(found)
+        Ok(self.reader.snapshot()?.checkpoint_texts()?)
     }
 
     fn signed(&self) -> bool {
@@ -86,20 +75,16 @@ impl Source for LogSource {
         to: u64,
         visit: &mut dyn FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), AuditError> {
-        if from >= to {
-            return Ok(());
-        }
-        let snapshot = self.reader.snapshot()?;
-        let events = snapshot
-            .transaction()
-            .open_table(EVENTS)
-            .map_err(LogError::from)?;
-        for entry in events.range(from..to).map_err(LogError::from)? {
-            let (seq, bytes) = entry.map_err(LogError::from)?;
-            if !visit(seq.value(), bytes.value()) {
-                break;
-            }
-        }
+        // `for_each_raw` visits the whole range; once `visit` says stop, the rest is skipped.
+        let mut listening = true;
+        self.reader
+            .snapshot()?
+            .for_each_raw(from, to, |seq, bytes| {
+                if listening {
+                    listening = visit(seq, bytes);
+                }
+                Ok(())
+            })?;
         Ok(())
     }
 
