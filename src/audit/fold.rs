@@ -107,10 +107,10 @@ struct Fold<'a> {
     saved: Option<AuditCheckpoint>,
 }
 
-fn finding(seq: u64, kind: &str, reason: impl Into<String>) -> Finding {
+fn finding(seq: u64, kind: impl std::fmt::Display, reason: impl Into<String>) -> Finding {
     Finding {
         seq,
-        kind: kind.into(),
+        kind: kind.to_string(),
         reason: reason.into(),
         recorded: None,
         recomputed: None,
@@ -375,9 +375,9 @@ impl Fold<'_> {
                 return Ok(());
             }
         };
-        let kind = event.kind().to_string();
+        let kind = event.kind();
         if let Some(reason) = self.genesis_problem(seq, &event) {
-            self.tampered = Some(finding(seq, &kind, reason));
+            self.tampered = Some(finding(seq, kind, reason));
             return Ok(());
         }
         self.frontier.append(decoded.leaf);
@@ -386,7 +386,7 @@ impl Fold<'_> {
         if self.tampered.is_some() || seq >= self.fold_limit {
             return Ok(());
         }
-        self.fold_event(seq, &kind, &event)?;
+        self.fold_event(seq, kind, &event)?;
         if self.tampered.is_none() && self.frontier.size() == self.save_at {
             self.save()?;
         }
@@ -394,25 +394,11 @@ impl Fold<'_> {
     }
 
     fn genesis_problem(&self, seq: u64, event: &Event) -> Option<String> {
-        if self.source.signed() {
-            return crate::log::verify::check_genesis(
-                seq,
-                &event.payload,
-                self.source.signer(),
-                self.source.origin(),
-            );
-        }
-        match (seq, &event.payload) {
-            (0, Payload::LogOpened(_)) => None,
-            (0, other) => Some(format!(
-                "the first event is {}, not LogOpened",
-                other.kind()
-            )),
-            (_, Payload::LogOpened(_)) => {
-                Some("a second LogOpened; only seq 0 may open a log".into())
-            }
-            _ => None,
-        }
+        let identity = self
+            .source
+            .signed()
+            .then(|| (self.source.signer(), self.source.origin()));
+        crate::log::verify::check_genesis(seq, &event.payload, identity)
     }
 
     /// Compares the frontier with every checkpoint stored for its size.
@@ -530,7 +516,12 @@ impl Fold<'_> {
         }
     }
 
-    fn fold_event(&mut self, seq: u64, kind: &str, event: &Event) -> Result<(), AuditError> {
+    fn fold_event(
+        &mut self,
+        seq: u64,
+        kind: weightlog_schema::EventKind,
+        event: &Event,
+    ) -> Result<(), AuditError> {
         // Decisions computed over exactly the events below `seq`.
         if let Some(decisions) = self.decision_points.remove(&seq) {
             for (decision_seq, recorded) in decisions {

@@ -110,7 +110,8 @@ pub fn verify_log(
                 return Ok(report);
             }
         };
-        if let Some(reason) = check_genesis(seq, &event.payload, &meta.signer, &meta.origin) {
+        if let Some(reason) = check_genesis(seq, &event.payload, Some((&meta.signer, &meta.origin)))
+        {
             fail(&mut report, &frontier, seq, reason);
             return Ok(report);
         }
@@ -233,15 +234,17 @@ pub fn verify_log(
     Ok(report)
 }
 
-/// Seq 0 must be the genesis naming the signer; no other seq may be one.
+/// Seq 0 must be the genesis and no other seq may be one; with the log's `identity`
+/// (signer, origin), the genesis must also name that signer and origin. (An in-memory event
+/// sequence audited without signatures has no identity.)
 pub(crate) fn check_genesis(
     seq: u64,
     payload: &Payload,
-    signer: &PublicKey,
-    origin: &str,
+    identity: Option<(&PublicKey, &str)>,
 ) -> Option<String> {
     match (seq, payload) {
         (0, Payload::LogOpened(opened)) => {
+            let (signer, origin) = identity?;
             if opened.validator_hotkey.0 != signer.0 {
                 return Some(format!(
                     "LogOpened names hotkey {} but the log is signed by {}",
