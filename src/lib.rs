@@ -4,8 +4,10 @@
 pub mod assets;
 pub mod audit;
 pub mod cli;
+pub mod embed;
 pub mod envs;
 pub mod genlog;
 pub mod http;
 pub mod keys;
 pub mod log;
+pub mod loosh;

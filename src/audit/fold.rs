@@ -24,7 +24,15 @@ use super::{
     AuditCheckpoint, AuditError, AuditOptions, AuditReport, CHUNK_EVENTS, CHUNKS_IN_FLIGHT_MIN,
     Finding, Source, Verdict,
 };
+use crate::embed::quantize::{RE_EMBED_COSINE_MIN, cosine_with_record};
 use crate::envs::{self, EnvError, Evaluation};
+use crate::loosh;
+use weightlog_replay::projection::Projection;
+use weightlog_replay::projection::loosh::EVALUATOR_EMISSION;
+use weightlog_replay::projection::loosh_evaluate::{
+    ENVIRONMENT as LOOSH_ENVIRONMENT, LooshEvaluate, LooshEvaluateState, PROMPT_EMBEDDING_UID,
+    Round,
+};
 
 /// A result computed on the pool, compared once all are in.
 enum JobResult {
@@ -38,6 +46,34 @@ enum JobResult {
         recorded: EvaluationRecorded,
         recomputed: Result<Evaluation, EnvError>,
     },
+    Embedding {
+        seq: u64,
+        challenge_id: String,
+        uid: u16,
+        /// The cosine between the recomputed embedding and the record, or why there is none.
+        cosine: Result<f64, String>,
+    },
+}
+
+/// Texts embedded together on the pool under `--re-embed`.
+const RE_EMBED_BATCH_TEXTS: usize = 32;
+
+/// A loosh round whose recorded emissions wait to be recomputed from its recorded
+/// embeddings: the round as it stood when its first emission was recorded, and each
+/// emission (seq, event) recorded for it.
+struct PendingRound {
+    round: Round,
+    input: Result<Value, MechanismError>,
+    recorded: Vec<(u64, EvaluationRecorded)>,
+}
+
+/// A recorded embedding waiting to be recomputed.
+struct PendingEmbedding {
+    seq: u64,
+    challenge_id: String,
+    uid: u16,
+    text: String,
+    record: Vec<i8>,
 }
 
 /// How a projection taking over at a profile switch fared.
@@ -67,6 +103,15 @@ struct Profile {
 struct Evidence {
     challenges: BTreeMap<String, Arc<ChallengeIssued>>,
     responses: BTreeMap<(String, u16), Option<String>>,
+    /// Under `--re-embed`: the text each embedding should be of, by (challenge, uid), the
+    /// prompt under [`PROMPT_EMBEDDING_UID`]. Dropped once its embedding is queued.
+    texts: BTreeMap<(String, u16), String>,
+    pending_embeddings: Vec<PendingEmbedding>,
+    /// Under `--re-evaluate`: the loosh rounds as the log builds them (`None` once the
+    /// projection refused an event: this log's emissions are then not re-run), and the
+    /// rounds whose emissions were recorded, by challenge.
+    loosh_rounds: Option<LooshEvaluateState>,
+    pending_rounds: BTreeMap<String, PendingRound>,
 }
 
 struct Fold<'a> {
@@ -101,6 +146,8 @@ struct Fold<'a> {
     decisions_checked: u64,
     evaluations_checked: u64,
     evaluations_not_rerun: u64,
+    embeddings_checked: u64,
+    embeddings_not_rerun: u64,
     tampered: Option<Finding>,
     /// The first event the profile's projection refused (the chain check goes on).
     invalid: Option<Finding>,
@@ -175,12 +222,17 @@ pub(super) fn run(
             .saturating_sub(options.decision_lag_events)
             .max(start),
         reported: BTreeSet::new(),
-        evidence: Evidence::default(),
+        evidence: Evidence {
+            loosh_rounds: options.re_evaluate.then(LooshEvaluateState::default),
+            ..Evidence::default()
+        },
         jobs: sender,
         divergences: Vec::new(),
         decisions_checked: 0,
         evaluations_checked: 0,
         evaluations_not_rerun: 0,
+        embeddings_checked: 0,
+        embeddings_not_rerun: 0,
         tampered: None,
         invalid: None,
         saved: None,
@@ -235,6 +287,8 @@ pub(super) fn run(
     if fold.tampered.is_none() {
         fold.finish_chain(size);
     }
+    fold.spawn_embeddings();
+    fold.spawn_rounds();
 
     // Everything spawned holds a sender; dropping ours lets the receiver end when the
     // last job is in.
@@ -528,6 +582,12 @@ impl Fold<'_> {
                 self.spawn_decision(decision_seq, recorded);
             }
         }
+        if self.options.re_embed.is_some() {
+            self.note_embedding_evidence(seq, event);
+        }
+        if self.options.re_evaluate {
+            self.note_loosh_round(seq, event);
+        }
         match &event.payload {
             Payload::LogOpened(opened) => {
                 self.profile = Some(Profile {
@@ -575,7 +635,9 @@ impl Fold<'_> {
                     .insert((response.challenge_id.clone(), response.uid), body);
             }
             Payload::EvaluationRecorded(evaluation)
-                if self.options.re_evaluate && seq >= self.checked_to =>
+                if self.options.re_evaluate
+                    && seq >= self.checked_to
+                    && evaluation.evaluator != EVALUATOR_EMISSION =>
             {
                 self.spawn_evaluation(seq, evaluation);
             }
@@ -678,6 +740,179 @@ impl Fold<'_> {
                 recorded,
                 recomputed,
             });
+        });
+    }
+
+    /// Under `--re-embed`: remember the texts (prompts and response bodies) and queue each
+    /// recorded embedding whose text is known, a batch at a time.
+    fn note_embedding_evidence(&mut self, seq: u64, event: &Event) {
+        let Some(embedder) = &self.options.re_embed else {
+            return;
+        };
+        match &event.payload {
+            Payload::ChallengeIssued(challenge) => {
+                self.evidence.texts.insert(
+                    (challenge.challenge_id.clone(), PROMPT_EMBEDDING_UID),
+                    challenge.prompt.clone(),
+                );
+            }
+            Payload::ResponseReceived(response) => {
+                if let ResponseOutcome::Ok { body } = &response.outcome {
+                    self.evidence
+                        .texts
+                        .insert((response.challenge_id.clone(), response.uid), body.clone());
+                }
+            }
+            Payload::EmbeddingComputed(embedding) if seq >= self.checked_to => {
+                let key = (embedding.challenge_id.clone(), embedding.uid);
+                let text = self.evidence.texts.remove(&key);
+                match text {
+                    Some(text) if embedding.model_hash == embedder.model_hash() => {
+                        self.embeddings_checked += 1;
+                        self.evidence.pending_embeddings.push(PendingEmbedding {
+                            seq,
+                            challenge_id: key.0,
+                            uid: key.1,
+                            text,
+                            record: embedding.vector.clone(),
+                        });
+                        if self.evidence.pending_embeddings.len() >= RE_EMBED_BATCH_TEXTS {
+                            self.spawn_embeddings();
+                        }
+                    }
+                    _ => self.embeddings_not_rerun += 1,
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Under `--re-evaluate`: follow the loosh rounds, and keep each round whose emissions
+    /// are recorded, as it stood then, to recompute them.
+    fn note_loosh_round(&mut self, seq: u64, event: &Event) {
+        let Some(state) = &mut self.evidence.loosh_rounds else {
+            if let Payload::EvaluationRecorded(evaluation) = &event.payload
+                && evaluation.evaluator == EVALUATOR_EMISSION
+                && seq >= self.checked_to
+            {
+                self.evaluations_not_rerun += 1;
+            }
+            return;
+        };
+        match &event.payload {
+            Payload::ChallengeIssued(challenge) if challenge.environment == LOOSH_ENVIRONMENT => {
+                self.spawn_rounds();
+            }
+            Payload::EvaluationRecorded(evaluation)
+                if evaluation.evaluator == EVALUATOR_EMISSION && seq >= self.checked_to =>
+            {
+                let id = &evaluation.challenge_id;
+                if !self.evidence.pending_rounds.contains_key(id)
+                    && let Some(round) = state.rounds.iter().find(|r| &r.challenge_id == id)
+                {
+                    let pending = PendingRound {
+                        round: round.clone(),
+                        input: LooshEvaluate.input_for(state, id),
+                        recorded: Vec::new(),
+                    };
+                    self.evidence.pending_rounds.insert(id.clone(), pending);
+                }
+                match self.evidence.pending_rounds.get_mut(id) {
+                    Some(pending) => {
+                        self.evaluations_checked += 1;
+                        pending.recorded.push((seq, evaluation.clone()));
+                    }
+                    None => self.evaluations_not_rerun += 1,
+                }
+            }
+            _ => {}
+        }
+        if let Some(state) = &mut self.evidence.loosh_rounds
+            && LooshEvaluate.apply(state, seq, event).is_err()
+        {
+            // Not a log of loosh rounds this projection can follow (the profile's own
+            // projection judges validity); its emissions are not re-run.
+            self.evidence.loosh_rounds = None;
+        }
+    }
+
+    /// Recompute the emissions of the rounds kept so far on the pool.
+    fn spawn_rounds(&mut self) {
+        for (_, pending) in std::mem::take(&mut self.evidence.pending_rounds) {
+            let sender = self.jobs.clone();
+            self.pool.spawn(move || {
+                let emissions = pending
+                    .input
+                    .and_then(|input| loosh::emissions_of(&pending.round, &input));
+                for (seq, recorded) in pending.recorded {
+                    let recomputed = match &emissions {
+                        Ok(emissions) => match emissions.get(&recorded.uid) {
+                            Some(score) => Ok(Evaluation {
+                                score: *score,
+                                metrics: Vec::new(),
+                            }),
+                            None => Err(EnvError::Invalid {
+                                environment: LOOSH_ENVIRONMENT,
+                                message: format!(
+                                    "the round's recorded answers and embeddings give uid {} no \
+                                     emission",
+                                    recorded.uid
+                                ),
+                            }),
+                        },
+                        Err(error) => Err(EnvError::Invalid {
+                            environment: LOOSH_ENVIRONMENT,
+                            message: format!(
+                                "the loosh evaluation of the recorded round fails: {error}"
+                            ),
+                        }),
+                    };
+                    let _ = sender.send(JobResult::Evaluation {
+                        seq,
+                        recorded,
+                        recomputed,
+                    });
+                }
+            });
+        }
+    }
+
+    /// Recompute the queued embeddings on the pool.
+    fn spawn_embeddings(&mut self) {
+        let Some(embedder) = &self.options.re_embed else {
+            return;
+        };
+        if self.evidence.pending_embeddings.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.evidence.pending_embeddings);
+        let embedder = Arc::clone(embedder);
+        let sender = self.jobs.clone();
+        self.pool.spawn(move || {
+            let texts: Vec<&str> = batch.iter().map(|pending| pending.text.as_str()).collect();
+            let recomputed = embedder.embed(&texts);
+            for (index, pending) in batch.iter().enumerate() {
+                let cosine = match &recomputed {
+                    Ok(embeddings) => match embeddings.get(index) {
+                        Some(values) if values.len() == pending.record.len() => {
+                            Ok(cosine_with_record(values, &pending.record))
+                        }
+                        Some(values) => Err(format!(
+                            "the model gives {} dimensions, the record has {}",
+                            values.len(),
+                            pending.record.len()
+                        )),
+                        None => Err("the model returned too few embeddings".into()),
+                    },
+                    Err(error) => Err(error.clone()),
+                };
+                let _ = sender.send(JobResult::Embedding {
+                    seq: pending.seq,
+                    challenge_id: pending.challenge_id.clone(),
+                    uid: pending.uid,
+                    cosine,
+                });
+            }
         });
     }
 
@@ -867,6 +1102,26 @@ impl Fold<'_> {
                     self.divergences.push(divergence);
                 }
             }
+            JobResult::Embedding {
+                seq,
+                challenge_id,
+                uid,
+                cosine,
+            } => {
+                let reason = match cosine {
+                    Ok(cosine) if cosine >= RE_EMBED_COSINE_MIN => return,
+                    Ok(cosine) => format!(
+                        "uid {uid} on challenge `{challenge_id}`: the recomputed embedding has \
+                         cosine {cosine:.6} with the recorded one, below the tolerance \
+                         {RE_EMBED_COSINE_MIN}"
+                    ),
+                    Err(error) => {
+                        format!("uid {uid} on challenge `{challenge_id}`: cannot re-embed: {error}")
+                    }
+                };
+                self.divergences
+                    .push(finding(seq, "EmbeddingComputed", reason));
+            }
         }
     }
 
@@ -881,12 +1136,16 @@ impl Fold<'_> {
             ),
             _ => ("none".to_string(), Hash([0; 32])),
         };
-        let evaluations_diverged = self
-            .divergences
-            .iter()
-            .filter(|finding| finding.kind == "EvaluationRecorded")
-            .count() as u64;
-        let decisions_diverged = self.divergences.len() as u64 - evaluations_diverged;
+        let diverged = |kind: &str| {
+            self.divergences
+                .iter()
+                .filter(|finding| finding.kind == kind)
+                .count() as u64
+        };
+        let evaluations_diverged = diverged("EvaluationRecorded");
+        let embeddings_diverged = diverged("EmbeddingComputed");
+        let decisions_diverged =
+            self.divergences.len() as u64 - evaluations_diverged - embeddings_diverged;
         let (verdict, findings) = match (self.tampered, self.invalid) {
             (Some(finding), _) => (Verdict::Tampered(finding), 1),
             (None, Some(finding)) => (Verdict::Invalid(finding), 1),
@@ -920,6 +1179,9 @@ impl Fold<'_> {
             evaluations_checked: self.evaluations_checked,
             evaluations_diverged,
             evaluations_not_rerun: self.evaluations_not_rerun,
+            embeddings_checked: self.embeddings_checked,
+            embeddings_diverged,
+            embeddings_not_rerun: self.embeddings_not_rerun,
             findings,
             divergences,
             verdict,

@@ -23,6 +23,8 @@ mod source;
 pub use checkpoint::AuditCheckpoint;
 pub use source::{LogSource, MemorySource, Source};
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 use weightlog_schema::Hash;
@@ -57,6 +59,18 @@ pub struct AuditOptions {
     /// before its fold limit, so a decision recorded after the limit but computed before it
     /// can still be recomputed by the next audit.
     pub decision_lag_events: u64,
+    /// Re-embed every recorded embedding whose text the log holds with this model, and
+    /// compare it with the record within [`crate::embed::quantize::RE_EMBED_COSINE_MIN`].
+    pub re_embed: Option<Arc<dyn Reembedder>>,
+}
+
+/// A sentence-embedding model an auditor re-embeds with (`crate::embed::Embedder`); a
+/// trait so the audit does not care which backend runs it.
+pub trait Reembedder: Send + Sync + std::fmt::Debug {
+    /// blake3 of the weights; embeddings recorded with another model are not re-run.
+    fn model_hash(&self) -> Hash;
+    /// Unit-length embeddings of the texts, in order.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String>;
 }
 
 impl Default for AuditOptions {
@@ -67,6 +81,7 @@ impl Default for AuditOptions {
             re_evaluate: false,
             from_checkpoint: None,
             decision_lag_events: DECISION_LAG_EVENTS_MAX,
+            re_embed: None,
         }
     }
 }
@@ -144,6 +159,11 @@ pub struct AuditReport {
     pub evaluations_diverged: u64,
     /// Evaluations no built-in environment decides (not re-run).
     pub evaluations_not_rerun: u64,
+    /// With `re_embed`: embeddings recomputed and compared, those outside the tolerance,
+    /// and those not re-run (another model, or no recorded text to embed).
+    pub embeddings_checked: u64,
+    pub embeddings_diverged: u64,
+    pub embeddings_not_rerun: u64,
     /// How many findings of the verdict's class there were in all.
     pub findings: u64,
     /// The first [`FINDINGS_LISTED_MAX`] divergences by seq (whatever the verdict).

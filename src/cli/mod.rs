@@ -5,9 +5,11 @@
 //! stderr and a non-zero exit code ([`EXIT_ERROR`], [`EXIT_INVALID`]).
 
 mod asset_commands;
+mod embed_commands;
 mod genlog_command;
 mod key_commands;
 mod log_commands;
+mod loosh_commands;
 mod mechanism_commands;
 mod proof_commands;
 mod replay_commands;
@@ -80,6 +82,47 @@ pub enum Command {
     /// cache (`$WEIGHTLOG_CACHE`, else the platform cache dir).
     #[command(subcommand)]
     Assets(AssetsCommand),
+    /// Embed texts (one per line) with all-MiniLM-L6-v2 and print one unit-length
+    /// embedding per line: space-separated floats, or JSON arrays with `--json`.
+    Embed(EmbedArgs),
+    /// loosh tools: the similarity heatmap of a round.
+    #[command(subcommand)]
+    Loosh(LooshCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LooshCommand {
+    /// Draw the cosine similarity of a round's recorded embeddings (prompt and answers) as
+    /// an SVG (labelled, with values) or a PNG (the bare matrix).
+    Heatmap(HeatmapArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HeatmapArgs {
+    /// The challenge id of the round.
+    pub challenge: String,
+    /// The log holding the round.
+    #[arg(long)]
+    pub log: PathBuf,
+    /// Where to write the picture: a path ending in .svg or .png.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Texts, one per line; `-` reads stdin.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Where the model runs: cpu (default) or wgpu (needs a build with `--features wgpu`).
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// Print each embedding as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = crate::embed::BATCH_SIZE_DEFAULT)]
+    pub batch_size: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,9 +342,14 @@ pub struct ReplayVerifyArgs {
     /// Re-run every evaluation a built-in environment decides and compare it.
     #[arg(long)]
     pub re_evaluate: bool,
-    /// Recompute embeddings with burn and compare them (not in this build yet).
+    /// Recompute every recorded embedding whose text the log holds (prompts and response
+    /// bodies) with all-MiniLM-L6-v2 and compare it with the record: a cosine below 0.999
+    /// is a divergence.
     #[arg(long)]
     pub re_embed: bool,
+    /// Where `--re-embed` runs the model: cpu (default) or wgpu.
+    #[arg(long, default_value = "cpu", requires = "re_embed")]
+    pub backend: String,
     /// Resume from an audit checkpoint an earlier `--save-checkpoint` wrote for this log.
     #[arg(long, value_name = "FILE")]
     pub from_checkpoint: Option<PathBuf>,
@@ -346,6 +394,8 @@ pub enum CliError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Asset(#[from] crate::assets::AssetError),
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -398,5 +448,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mechanism(command) => mechanism_commands::mechanism(command),
         Command::GenLog(args) => genlog_command::gen_log(args),
         Command::Assets(command) => asset_commands::assets(command),
+        Command::Embed(args) => embed_commands::embed(args),
+        Command::Loosh(LooshCommand::Heatmap(args)) => loosh_commands::heatmap(args),
     }
 }

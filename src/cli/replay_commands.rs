@@ -16,13 +16,14 @@ pub(super) fn replay(command: ReplayCommand) -> Result<(), CliError> {
 }
 
 fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
-    if args.re_embed {
-        return Err(CliError::Input(
-            "--re-embed needs the burn embedding model, which this build does not include yet; \
-             run without it (embeddings are then checked only as recorded data)"
-                .into(),
-        ));
-    }
+    let re_embed: Option<std::sync::Arc<dyn audit::Reembedder>> = if args.re_embed {
+        let backend: crate::embed::Backend = args.backend.parse()?;
+        Some(std::sync::Arc::new(crate::embed::Embedder::from_env(
+            backend,
+        )?))
+    } else {
+        None
+    };
     let from_checkpoint = match &args.from_checkpoint {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(CliError::io(path))?;
@@ -42,6 +43,7 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
         re_evaluate: args.re_evaluate,
         from_checkpoint,
         decision_lag_events: args.decision_lag,
+        re_embed,
     };
     let reader = LogReader::open(&args.log)?;
     let size = reader.size()?;
@@ -106,7 +108,7 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
             "log invalid for its profile at {finding}"
         ))),
         Verdict::Diverged(finding) => Err(CliError::Diverged(format!(
-            "weights or evaluations diverge at {finding}"
+            "weights, evaluations or embeddings diverge at {finding}"
         ))),
     }
 }
@@ -131,6 +133,12 @@ fn print_summary(report: &AuditReport, threads: usize, seconds: f64) {
         "evaluations  {} re-run, {} differ, {} not re-runnable",
         report.evaluations_checked, report.evaluations_diverged, report.evaluations_not_rerun
     );
+    if report.embeddings_checked + report.embeddings_not_rerun > 0 {
+        println!(
+            "embeddings   {} re-embedded, {} outside the tolerance, {} not re-run (another model or no text)",
+            report.embeddings_checked, report.embeddings_diverged, report.embeddings_not_rerun
+        );
+    }
     let rate = if seconds > 0.0 {
         report.events_checked as f64 / seconds
     } else {

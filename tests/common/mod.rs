@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod index_server;
 pub mod tamper;
 
 use std::path::{Path, PathBuf};
