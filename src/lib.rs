@@ -9,3 +9,4 @@ pub mod genlog;
 pub mod http;
 pub mod keys;
 pub mod log;
+pub mod sandbox;

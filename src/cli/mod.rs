@@ -11,6 +11,7 @@ mod log_commands;
 mod mechanism_commands;
 mod proof_commands;
 mod replay_commands;
+mod sandbox_commands;
 
 use std::path::PathBuf;
 
@@ -80,6 +81,9 @@ pub enum Command {
     /// cache (`$WEIGHTLOG_CACHE`, else the platform cache dir).
     #[command(subcommand)]
     Assets(AssetsCommand),
+    /// Run a Python program in the deterministic sandbox (CPython for WASI, fuel-metered).
+    #[command(subcommand)]
+    Sandbox(sandbox_commands::SandboxCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -398,5 +402,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mechanism(command) => mechanism_commands::mechanism(command),
         Command::GenLog(args) => genlog_command::gen_log(args),
         Command::Assets(command) => asset_commands::assets(command),
+        Command::Sandbox(command) => sandbox_commands::sandbox(command),
     }
 }
