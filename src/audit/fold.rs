@@ -961,7 +961,9 @@ fn compare_evaluation(
             .iter()
             .zip(&recomputed.metrics)
             .all(|(left, right)| left.name == right.name && same_float(left.value, right.value));
-    if same_float(recorded.score, recomputed.score) && same_metrics {
+    // Sandbox fuel is deterministic, so a re-run must use exactly the recorded fuel.
+    let same_fuel = recorded.fuel_used == recomputed.fuel_used;
+    if same_float(recorded.score, recomputed.score) && same_metrics && same_fuel {
         return None;
     }
     Some(Finding {
@@ -972,9 +974,14 @@ fn compare_evaluation(
             seq,
             kind,
             format!(
-                "uid {} on challenge `{}`: recorded score {} but re-running the evaluation \
-                 gives {}",
-                recorded.uid, recorded.challenge_id, recorded.score, recomputed.score
+                "uid {} on challenge `{}`: recorded score {} (fuel {:?}) but re-running the \
+                 evaluation gives {} (fuel {:?})",
+                recorded.uid,
+                recorded.challenge_id,
+                recorded.score,
+                recorded.fuel_used,
+                recomputed.score,
+                recomputed.fuel_used
             ),
         )
     })
