@@ -370,3 +370,52 @@ fn a_plugin_that_loops_runs_out_of_fuel() {
         Err(PluginError::Call { .. })
     ));
 }
+
+#[test]
+fn the_cli_runs_a_program_and_reports_its_verdict() {
+    let directory = tempfile::tempdir().unwrap();
+    let program = directory.path().join("sum.py");
+    let stdin = directory.path().join("input.txt");
+    std::fs::write(
+        &program,
+        "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n",
+    )
+    .unwrap();
+    std::fs::write(&stdin, "20 22").unwrap();
+    let weightlog = env!("CARGO_BIN_EXE_weightlog");
+    let output = std::process::Command::new(weightlog)
+        .args([
+            "sandbox",
+            "run",
+            "--json",
+            "--fuel",
+            "900000000",
+            "--memory-mb",
+            "64",
+        ])
+        .arg(&program)
+        .arg("--stdin")
+        .arg(&stdin)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["verdict"], "ok");
+    assert_eq!(json["stdout"], "42\n");
+    assert_eq!(json["fuel"], 900_000_000u64);
+    assert!(json["fuel_used"].as_u64().is_some_and(|fuel| fuel > 0));
+
+    std::fs::write(&program, "while True:\n    pass\n").unwrap();
+    let output = std::process::Command::new(weightlog)
+        .args(["sandbox", "run", "--fuel", "300000000"])
+        .arg(&program)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("verdict: out_of_fuel"), "{stderr}");
+    assert!(
+        stderr.contains("fuel used 300000000 of 300000000"),
+        "{stderr}"
+    );
+}
