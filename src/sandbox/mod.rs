@@ -379,7 +379,9 @@ impl Sandbox {
             Ok(()) => (Verdict::Ok, Some(0), None),
             Err(error) => classify(&error),
         };
-        if memory_refused && verdict != Verdict::Ok && verdict != Verdict::OutputTooLarge {
+        // A failure after a refused memory growth is the memory cap's doing (Python raises
+        // MemoryError and exits 1); running out of fuel or output stays what it is.
+        if memory_refused && verdict == Verdict::Error {
             verdict = Verdict::OutOfMemory;
         }
         Ok(RunResult {
