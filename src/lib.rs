@@ -11,3 +11,4 @@ pub mod http;
 pub mod keys;
 pub mod log;
 pub mod loosh;
+pub mod sandbox;

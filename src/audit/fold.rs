@@ -850,6 +850,7 @@ impl Fold<'_> {
                             Some(score) => Ok(Evaluation {
                                 score: *score,
                                 metrics: Vec::new(),
+                                fuel_used: None,
                             }),
                             None => Err(EnvError::Invalid {
                                 environment: LOOSH_ENVIRONMENT,
@@ -1223,7 +1224,9 @@ fn compare_evaluation(
             .iter()
             .zip(&recomputed.metrics)
             .all(|(left, right)| left.name == right.name && same_float(left.value, right.value));
-    if same_float(recorded.score, recomputed.score) && same_metrics {
+    // Sandbox fuel is deterministic, so a re-run must use exactly the recorded fuel.
+    let same_fuel = recorded.fuel_used == recomputed.fuel_used;
+    if same_float(recorded.score, recomputed.score) && same_metrics && same_fuel {
         return None;
     }
     Some(Finding {
@@ -1234,9 +1237,14 @@ fn compare_evaluation(
             seq,
             kind,
             format!(
-                "uid {} on challenge `{}`: recorded score {} but re-running the evaluation \
-                 gives {}",
-                recorded.uid, recorded.challenge_id, recorded.score, recomputed.score
+                "uid {} on challenge `{}`: recorded score {} (fuel {:?}) but re-running the \
+                 evaluation gives {} (fuel {:?})",
+                recorded.uid,
+                recorded.challenge_id,
+                recorded.score,
+                recorded.fuel_used,
+                recomputed.score,
+                recomputed.fuel_used
             ),
         )
     })

@@ -13,6 +13,7 @@ mod loosh_commands;
 mod mechanism_commands;
 mod proof_commands;
 mod replay_commands;
+mod sandbox_commands;
 
 use std::path::PathBuf;
 
@@ -88,6 +89,9 @@ pub enum Command {
     /// loosh tools: the similarity heatmap of a round.
     #[command(subcommand)]
     Loosh(LooshCommand),
+    /// Run a Python program in the deterministic sandbox (CPython for WASI, fuel-metered).
+    #[command(subcommand)]
+    Sandbox(sandbox_commands::SandboxCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -450,5 +454,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Assets(command) => asset_commands::assets(command),
         Command::Embed(args) => embed_commands::embed(args),
         Command::Loosh(LooshCommand::Heatmap(args)) => loosh_commands::heatmap(args),
+        Command::Sandbox(command) => sandbox_commands::sandbox(command),
     }
 }

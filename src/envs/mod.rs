@@ -5,12 +5,26 @@
 //! **Architecture Invariant:** an environment reads nothing but its arguments: no clock, no
 //! ambient randomness (its generator is seeded by the challenge's recorded `seed`), no files.
 //!
-//! Environments so far: [`sat::Sat`] (affine's planted k-SAT). The others of the
-//! environments issue (ABD, DED, ELR, HVM, quasar's needle, loosh's prompts) plug in through
-//! [`Environment`] and [`by_name`].
+//! Environments: affine's [`sat::Sat`] (planted k-SAT), [`abd::Abd`] (abduction: propose
+//! an input; run in the sandbox), [`ded::Ded`] (deduction: write a program; run against
+//! test cases in the sandbox), [`elr::Elr`] (numeric answers), [`hvm::Hvm`] (the
+//! hole-filled stack VM); quasar's [`needle::Needle`] (needle in a haystack at a chosen
+//! context length); loosh's [`prompt::Prompt`] (free text, scored later by consensus).
+//! The problems of ABD, DED and ELR come from `problems.rs` (built-in sets under `data/`,
+//! or a user's JSONL file). An environment that runs code records the sandbox fuel it
+//! used in [`Evaluation::fuel_used`]; its fuel budget is part of the recorded challenge,
+//! so a re-run under the same budget gives the same verdict.
 
+pub mod abd;
+pub mod ded;
+pub mod elr;
+pub mod hvm;
+pub mod needle;
+pub mod problems;
+pub mod prompt;
 pub mod rng;
 pub mod sat;
+mod text;
 
 use serde_json::Value;
 use weightlog_schema::event::{ChallengeIssued, Metric};
@@ -28,12 +42,27 @@ pub struct Generated {
 pub struct Evaluation {
     pub score: f64,
     pub metrics: Vec<Metric>,
+    /// Sandbox fuel the evaluation used, for environments that run code.
+    pub fuel_used: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvError {
     #[error("environment `{environment}`: {message}")]
     Invalid {
+        environment: &'static str,
+        message: String,
+    },
+    /// The environment does not decide scores itself (loosh's prompts are scored by the
+    /// consensus of all responses, later).
+    #[error("environment `{environment}` does not score single responses: {reason}")]
+    Undecided {
+        environment: &'static str,
+        reason: &'static str,
+    },
+    /// The sandbox could not be set up (python.wasm missing and not fetchable, ...).
+    #[error("environment `{environment}`: the sandbox is unavailable: {message}")]
+    Sandbox {
         environment: &'static str,
         message: String,
     },
@@ -64,7 +93,15 @@ pub trait Environment: Send + Sync {
 
 /// Every built-in environment.
 pub fn all() -> &'static [&'static dyn Environment] {
-    &[&sat::Sat]
+    &[
+        &sat::Sat,
+        &abd::Abd,
+        &ded::Ded,
+        &elr::Elr,
+        &hvm::Hvm,
+        &needle::Needle,
+        &prompt::Prompt,
+    ]
 }
 
 /// The environment a challenge names, if it is a built-in one.

@@ -262,6 +262,7 @@ impl Environment for Sat {
                 name: "clauses_satisfied".into(),
                 value: clauses_satisfied as f64,
             }],
+            fuel_used: None,
         })
     }
 }
