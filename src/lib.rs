@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod audit;
+pub mod chain;
 pub mod cli;
 pub mod envs;
 pub mod genlog;
