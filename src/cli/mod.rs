@@ -4,6 +4,7 @@
 //! **API Boundary:** everything here is untrusted input; errors become one clear line on
 //! stderr and a non-zero exit code ([`EXIT_ERROR`], [`EXIT_INVALID`]).
 
+mod chain_commands;
 mod genlog_command;
 mod key_commands;
 mod log_commands;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Write a synthetic log of a profile (for tests and benchmarks), signed by a throwaway
     /// key derived from the seed; the same options always give the same events.
     GenLog(GenLogArgs),
+    /// Read a subnet from a subtensor node and set weights on it.
+    #[command(subcommand)]
+    Chain(chain_commands::ChainCommand),
 }
 
 #[derive(Debug, Args)]
@@ -366,5 +370,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Schema(args) => key_commands::schema(args),
         Command::Mechanism(command) => mechanism_commands::mechanism(command),
         Command::GenLog(args) => genlog_command::gen_log(args),
+        Command::Chain(command) => chain_commands::chain(command),
     }
 }
