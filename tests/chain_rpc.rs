@@ -815,3 +815,193 @@ async fn cli_set_weights_refusal_exits_1_with_the_reason() {
     assert!(matches!(event.outcome, SubmissionOutcome::Rejected { .. }));
     assert!(peer.submitted().is_empty());
 }
+
+/// The fixture metadata without `SubnetInfoRuntimeApi`, as on runtimes that predate it.
+fn metadata_without_metagraph_api() -> Vec<u8> {
+    use subxt::ext::frame_metadata::{RuntimeMetadata, RuntimeMetadataPrefixed};
+    let mut prefixed = RuntimeMetadataPrefixed::decode(&mut &metadata_bytes()[..]).unwrap();
+    let RuntimeMetadata::V16(metadata) = &mut prefixed.1 else {
+        panic!("the fixture is V16");
+    };
+    let before = metadata.apis.len();
+    metadata
+        .apis
+        .retain(|api| api.name != "SubnetInfoRuntimeApi");
+    assert_eq!(metadata.apis.len(), before - 1);
+    prefixed.encode()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn reads_the_metagraph_from_storage_maps_without_the_runtime_api() {
+    let metadata = metadata();
+    let validator = wallet_hotkey().public_key();
+    let mut state = peer_state(&Subnet::default(), metadata_without_metagraph_api());
+    state.runtime_calls.clear();
+    let n = number(NETUID);
+    let hotkeys = [validator, MINER_A, MINER_B];
+    for (uid, hotkey) in hotkeys.iter().enumerate() {
+        let uid_key = number(uid as u16);
+        set(
+            &mut state,
+            &metadata,
+            "Keys",
+            vec![n.clone(), uid_key.clone()],
+            hotkey.encode(),
+        );
+        set(
+            &mut state,
+            &metadata,
+            "Owner",
+            vec![account(hotkey)],
+            COLDKEY.encode(),
+        );
+        set(
+            &mut state,
+            &metadata,
+            "BlockAtRegistration",
+            vec![n.clone(), uid_key],
+            (10u64 * (uid as u64 + 1)).encode(),
+        );
+        set(
+            &mut state,
+            &metadata,
+            "TotalHotkeyAlpha",
+            vec![account(hotkey), n.clone()],
+            (1_000u64 * uid as u64).encode(),
+        );
+    }
+    // AxonInfo: block u64, version u32, ip u128, port u16, ip_type, protocol, 2 placeholders.
+    let axon = (5u64, 100u32, 0x7f00_0001u128, 8091u16, 4u8, 4u8, 0u8, 0u8).encode();
+    set(
+        &mut state,
+        &metadata,
+        "Axons",
+        vec![n.clone(), account(&MINER_A)],
+        axon,
+    );
+    set(
+        &mut state,
+        &metadata,
+        "Active",
+        vec![n],
+        vec![true, true, false].encode(),
+    );
+    let peer = ChainPeer::start(state).await;
+    let chain = connect(&peer, wallet_hotkey()).await;
+    assert!(!chain.capabilities().metagraph_api);
+    let head = chain.current_block().await.unwrap();
+    let observed = chain.metagraph(NETUID, head).await.unwrap();
+    assert_eq!(observed.neurons.len(), 3);
+    let hotkeys_read: Vec<[u8; 32]> = observed.neurons.iter().map(|n| n.hotkey.0).collect();
+    assert_eq!(hotkeys_read, hotkeys);
+    let miner = &observed.neurons[1];
+    assert_eq!(miner.coldkey.0, COLDKEY);
+    assert_eq!((miner.stake_rao, miner.registration_block), (1_000, 20));
+    assert!(miner.active && !miner.validator_permit);
+    assert_eq!(miner.axon.as_ref().unwrap().ip, "127.0.0.1");
+    assert_eq!(observed.neurons[2].axon, None);
+    assert!(!observed.neurons[2].active);
+    assert!(observed.neurons[0].validator_permit);
+}
+
+/// `System.Events` holding one `ExtrinsicFailed` for extrinsic 0 with SubtensorModule's
+/// error `error_index`.
+fn extrinsic_failed_events(metadata: &Metadata, error_index: u8) -> Vec<u8> {
+    use subxt::ext::scale_value::Composite;
+    type V = chain_peer::Value;
+    let events_ty = metadata
+        .pallet_by_name("System")
+        .unwrap()
+        .storage()
+        .unwrap()
+        .entry_by_name("Events")
+        .unwrap()
+        .entry_type()
+        .value_ty();
+    let variant_fields = |type_id: u32, name: &str| -> Vec<(String, u32)> {
+        let ty = metadata.types().resolve(type_id).unwrap();
+        let scale_info::TypeDef::Variant(variants) = &ty.type_def else {
+            panic!("{name}: not an enum");
+        };
+        let variant = variants.variants.iter().find(|v| v.name == name).unwrap();
+        variant
+            .fields
+            .iter()
+            .map(|f| (f.name.clone().unwrap_or_default(), f.ty.id))
+            .collect()
+    };
+    let runtime_event = metadata.outer_enums().event_enum_ty();
+    let system_event = variant_fields(runtime_event, "System")[0].1;
+    let failed = variant_fields(system_event, "ExtrinsicFailed");
+    let fields = failed.iter().map(|(name, ty)| {
+        let value = if name == "dispatch_error" {
+            let module = V::named_composite([
+                ("index", number(7u8)),
+                (
+                    "error",
+                    V::unnamed_composite([
+                        number(error_index),
+                        number(0u8),
+                        number(0u8),
+                        number(0u8),
+                    ]),
+                ),
+            ]);
+            V::variant("Module", Composite::Unnamed(vec![module]))
+        } else {
+            zero_value(metadata, *ty)
+        };
+        (name.clone(), value)
+    });
+    let event = V::variant(
+        "System",
+        Composite::Unnamed(vec![V::variant(
+            "ExtrinsicFailed",
+            Composite::Named(fields.collect()),
+        )]),
+    );
+    let record = V::named_composite([
+        (
+            "phase",
+            V::variant("ApplyExtrinsic", Composite::Unnamed(vec![number(0u8)])),
+        ),
+        ("event", event),
+        ("topics", V::unnamed_composite([])),
+    ]);
+    encode_as(metadata, events_ty, &V::unnamed_composite([record]))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_included_extrinsic_whose_dispatch_failed_is_recorded_as_rejected() {
+    let metadata = metadata();
+    let error_index = 6u8;
+    let error_name = metadata
+        .pallet_by_name("SubtensorModule")
+        .unwrap()
+        .error_variant_by_index(error_index)
+        .unwrap()
+        .name
+        .clone();
+    let mut state = peer_state(&Subnet::default(), metadata_bytes());
+    let events_key = storage_key(&metadata, "System", "Events", vec![]);
+    state
+        .storage
+        .insert(events_key, extrinsic_failed_events(&metadata, error_index));
+    let peer = ChainPeer::start(state).await;
+    let chain = connect(&peer, wallet_hotkey()).await;
+    let report = chain
+        .submit_weights(&decision(vec![1, 2], vec![65535, 32768]))
+        .await
+        .unwrap();
+    assert_eq!(report.attempts, 1);
+    let Some(Refusal::DispatchFailed { block, error }) = &report.refusal else {
+        panic!("{report:?}");
+    };
+    assert_eq!(*block, HEAD + 1);
+    assert!(error.contains(&error_name), "{error} names {error_name}");
+    let SubmissionOutcome::Rejected { reason } = &report.event.outcome else {
+        panic!("{report:?}");
+    };
+    assert!(reason.contains(&error_name));
+    assert!(report.event.extrinsic_hash.is_some());
+}
