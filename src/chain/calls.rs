@@ -12,14 +12,18 @@ use std::fmt;
 
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
+use subxt::client::{OfflineClient, RuntimeVersion};
+use subxt::config::DefaultExtrinsicParamsBuilder;
 use subxt::ext::codec::Encode;
 use subxt::ext::scale_value::Composite;
 use subxt::tx::DynamicPayload;
+use subxt::utils::H256;
 use subxt::{Metadata, SubstrateConfig};
 
-use super::ChainError;
 use super::capabilities::PALLET;
+use super::signer::HotkeySigner;
 use super::values::Value;
+use super::{ChainError, MORTALITY_BLOCKS};
 
 /// The arguments of one weight call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,4 +238,34 @@ pub fn commit_hash_v2(
 ) -> [u8; 32] {
     let bytes = (account, netuid_index, uids, values, salt, version_key).encode();
     Blake2b::<U32>::digest(&bytes).into()
+}
+
+/// Signs `call` offline against `metadata`: for tests and for building without a node.
+/// `mortal_from` is the checkpoint block `(number, hash)`; `None` makes it immortal.
+pub fn build_signed_offline(
+    metadata: Metadata,
+    genesis_hash: [u8; 32],
+    runtime: (u32, u32),
+    call: &WeightsCallArgs,
+    signer: &HotkeySigner,
+    nonce: u64,
+    mortal_from: Option<(u64, [u8; 32])>,
+) -> Result<Vec<u8>, ChainError> {
+    let client = OfflineClient::<SubstrateConfig>::new(
+        H256(genesis_hash),
+        RuntimeVersion {
+            spec_version: runtime.0,
+            transaction_version: runtime.1,
+        },
+        metadata,
+    );
+    let mut params = DefaultExtrinsicParamsBuilder::<SubstrateConfig>::new().nonce(nonce);
+    if let Some((number, hash)) = mortal_from {
+        params = params.mortal_from_unchecked(MORTALITY_BLOCKS, number, H256(hash));
+    }
+    let mut partial = client
+        .tx()
+        .create_partial_offline(&weights_call_payload(call), params.build())
+        .map_err(|err| ChainError::Build(err.to_string()))?;
+    Ok(partial.sign(signer).into_encoded())
 }

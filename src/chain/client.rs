@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use subxt::backend::BackendExt;
 use subxt::backend::legacy::LegacyRpcMethods;
-use subxt::client::{OfflineClient, OnlineClient, RuntimeVersion};
+use subxt::client::{OnlineClient, RuntimeVersion};
 use subxt::config::{DefaultExtrinsicParamsBuilder, Header};
 use subxt::tx::TxStatus;
 use subxt::utils::H256;
@@ -28,6 +28,7 @@ use weightlog_schema::hash::Hash;
 use super::calls::{WeightsCallArgs, weights_call_payload};
 use super::capabilities::{Capabilities, check_metadata};
 use super::epoch::{BLOCK_TIME_MS_DEFAULT, reveal_round};
+use super::network::Network;
 use super::preflight::preflight;
 use super::signer::HotkeySigner;
 use super::timelock::{WeightsTlockPayload, encrypt_weights};
@@ -43,39 +44,6 @@ pub const INCLUSION_TIMEOUT_MS: u64 = 120_000;
 pub const ATTEMPTS_MAX: u32 = 3;
 /// How long connecting (and fetching the metadata) may take, in milliseconds.
 pub const CONNECT_TIMEOUT_MS: u64 = 30_000;
-
-/// Which chain to talk to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Network {
-    Finney,
-    Test,
-    Local,
-    Url(String),
-}
-
-impl Network {
-    /// `finney`, `test`, `local`, or a `ws://` / `wss://` URL.
-    pub fn parse(text: &str) -> Result<Self, ChainError> {
-        match text {
-            "finney" => Ok(Self::Finney),
-            "test" => Ok(Self::Test),
-            "local" => Ok(Self::Local),
-            url if url.starts_with("ws://") || url.starts_with("wss://") => {
-                Ok(Self::Url(url.to_string()))
-            }
-            other => Err(ChainError::UnknownNetwork(other.to_string())),
-        }
-    }
-
-    pub fn url(&self) -> &str {
-        match self {
-            Self::Finney => "wss://entrypoint-finney.opentensor.ai:443",
-            Self::Test => "wss://test.finney.opentensor.ai:443",
-            Self::Local => "ws://127.0.0.1:9944",
-            Self::Url(url) => url,
-        }
-    }
-}
 
 /// Tunables of submission; [`Default`] holds the constants above and a 12 s block time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,36 +195,6 @@ pub fn plan_call(
         },
         Some(round),
     ))
-}
-
-/// Signs `call` offline against `metadata`: for tests and for building without a node.
-/// `mortal_from` is the checkpoint block `(number, hash)`; `None` makes it immortal.
-pub fn build_signed_offline(
-    metadata: Metadata,
-    genesis_hash: [u8; 32],
-    runtime: (u32, u32),
-    call: &WeightsCallArgs,
-    signer: &HotkeySigner,
-    nonce: u64,
-    mortal_from: Option<(u64, [u8; 32])>,
-) -> Result<Vec<u8>, ChainError> {
-    let client = OfflineClient::<SubstrateConfig>::new(
-        H256(genesis_hash),
-        RuntimeVersion {
-            spec_version: runtime.0,
-            transaction_version: runtime.1,
-        },
-        metadata,
-    );
-    let mut params = DefaultExtrinsicParamsBuilder::<SubstrateConfig>::new().nonce(nonce);
-    if let Some((number, hash)) = mortal_from {
-        params = params.mortal_from_unchecked(MORTALITY_BLOCKS, number, H256(hash));
-    }
-    let mut partial = client
-        .tx()
-        .create_partial_offline(&weights_call_payload(call), params.build())
-        .map_err(|err| ChainError::Build(err.to_string()))?;
-    Ok(partial.sign(signer).into_encoded())
 }
 
 impl SubxtChain {

@@ -4,7 +4,8 @@
 //! - [`Chain`]: the small async interface the live node uses, implemented by
 //!   [`SubxtChain`] (a subtensor node over JSON-RPC) and, later, by a simulated chain.
 //! - `client.rs`: [`SubxtChain`], on subxt's dynamic API (no generated code): connects,
-//!   checks the runtime's metadata has what we use (`capabilities.rs`), reads state
+//!   checks the runtime's metadata has what we use (`capabilities.rs`; endpoints in
+//!   `network.rs`), reads state
 //!   (`metagraph.rs`, values decoded by name in `values.rs`), submits (`calls.rs` builds the
 //!   call, `signer.rs` signs it with the wallet hotkey).
 //! - `preflight.rs`: the chain's own checks, run before signing; a failure is a [`Refusal`].
@@ -19,6 +20,7 @@ mod capabilities;
 mod client;
 pub mod epoch;
 mod metagraph;
+mod network;
 mod preflight;
 mod signer;
 pub mod timelock;
@@ -33,16 +35,17 @@ use weightlog_schema::event::{
 use weightlog_schema::hash::Hash;
 
 pub use calls::{
-    DecodedCall, DecodedExtrinsic, WeightsCallArgs, commit_hash_v2, decode_call, decode_extrinsic,
-    weights_call_payload,
+    DecodedCall, DecodedExtrinsic, WeightsCallArgs, build_signed_offline, commit_hash_v2,
+    decode_call, decode_extrinsic, weights_call_payload,
 };
 pub use capabilities::{Capabilities, REQUIRED_CALLS, REQUIRED_STORAGE, check_metadata};
 pub use client::{
     ATTEMPTS_MAX, BuiltExtrinsic, CONNECT_TIMEOUT_MS, INCLUSION_TIMEOUT_MS, MORTALITY_BLOCKS,
-    Network, Prepared, SubmitOptions, SubxtChain, build_signed_offline, call_kind, plan_call,
+    Prepared, SubmitOptions, SubxtChain, call_kind, plan_call,
 };
 pub use epoch::{EpochSchedule, EpochState, RevealPlan};
 pub use metagraph::netuid_storage_index;
+pub use network::Network;
 pub use preflight::{COMMIT_REVEAL_VERSION_SUPPORTED, ROOT_NETUID, preflight};
 pub use signer::HotkeySigner;
 
