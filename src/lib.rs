@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod audit;
+pub mod chain;
 pub mod cli;
 pub mod embed;
 pub mod envs;

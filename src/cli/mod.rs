@@ -6,6 +6,7 @@
 
 mod asset_commands;
 mod embed_commands;
+mod chain_commands;
 mod genlog_command;
 mod key_commands;
 mod log_commands;
@@ -92,6 +93,9 @@ pub enum Command {
     /// Run a Python program in the deterministic sandbox (CPython for WASI, fuel-metered).
     #[command(subcommand)]
     Sandbox(sandbox_commands::SandboxCommand),
+    /// Read a subnet from a subtensor node and set weights on it.
+    #[command(subcommand)]
+    Chain(chain_commands::ChainCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -455,5 +459,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Embed(args) => embed_commands::embed(args),
         Command::Loosh(LooshCommand::Heatmap(args)) => loosh_commands::heatmap(args),
         Command::Sandbox(command) => sandbox_commands::sandbox(command),
+        Command::Chain(command) => chain_commands::chain(command),
     }
 }
