@@ -5,8 +5,8 @@
 //! stderr and a non-zero exit code ([`EXIT_ERROR`], [`EXIT_INVALID`]).
 
 mod asset_commands;
-mod embed_commands;
 mod chain_commands;
+mod embed_commands;
 mod genlog_command;
 mod key_commands;
 mod log_commands;
