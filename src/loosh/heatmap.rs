@@ -128,10 +128,10 @@ impl Heatmap {
         let margin = 90;
         let side = margin + rows * SVG_CELL_PIXELS + 10;
         let mut svg = String::new();
-        let _ = write!(
+        let _ = writeln!(
             svg,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{side}\" height=\"{}\" \
-             font-family=\"sans-serif\" font-size=\"11\">\n",
+             font-family=\"sans-serif\" font-size=\"11\">",
             side + 20
         );
         let _ = writeln!(
