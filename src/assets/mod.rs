@@ -340,7 +340,7 @@ fn file_state(path: &Path, pinned: &PinnedFile) -> Result<FileState, AssetError>
 }
 
 /// blake3 (hex) and length of everything a reader yields.
-pub(crate) fn blake3_of(mut reader: impl Read) -> io::Result<(String, u64)> {
+fn blake3_of(mut reader: impl Read) -> io::Result<(String, u64)> {
     let mut hasher = blake3::Hasher::new();
     let mut buffer = vec![0u8; 1 << 16];
     let mut size_bytes = 0u64;

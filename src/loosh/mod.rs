@@ -29,9 +29,6 @@ use weightlog_schema::event::{
 
 use crate::embed::{EmbedError, Embedder, quantize};
 
-/// The evaluator name of the emissions, re-exported for callers that record them.
-pub const EMISSION_EVALUATOR: &str = EVALUATOR_EMISSION;
-
 /// `EmbeddingComputed` for a round: the prompt first, then each successful answer in the
 /// order given, embedded together in batches of `batch_size`.
 pub fn embedding_events(
