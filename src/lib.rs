@@ -7,6 +7,7 @@ pub mod chain;
 pub mod cli;
 pub mod embed;
 pub mod envs;
+pub mod epistula;
 pub mod genlog;
 pub mod http;
 pub mod keys;
