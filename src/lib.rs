@@ -1,6 +1,7 @@
 //! weightlog: the engine crate. The log on redb, keys and wallets, and the CLI.
 //! See ARCHITECTURE.md for the map.
 
+pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod chain;
