@@ -1050,6 +1050,14 @@ async fn proxy_mode_answers_with_the_upstream_model_and_reports_its_failure() {
 #[test]
 fn the_miner_command_prints_its_address_and_hotkey_and_answers() {
     use std::io::BufRead;
+    /// Kills the miner even when an assertion fails first.
+    struct Stopped(std::process::Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weightlog"))
         .args([
             "miner",
@@ -1065,7 +1073,9 @@ fn the_miner_command_prints_its_address_and_hotkey_and_answers() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdout = child.stdout.take().unwrap();
+    let child = Stopped(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
     let address = lines.next().unwrap().unwrap();
     let hotkey = lines.next().unwrap().unwrap();
     let url = address
@@ -1094,7 +1104,6 @@ fn the_miner_command_prints_its_address_and_hotkey_and_answers() {
             .score;
         (score, reply.miner_signature.is_some())
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert_eq!(reply, (1.0, true));
 }
