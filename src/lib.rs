@@ -14,4 +14,5 @@ pub mod http;
 pub mod keys;
 pub mod log;
 pub mod loosh;
+pub mod miner;
 pub mod sandbox;

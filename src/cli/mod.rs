@@ -12,6 +12,7 @@ mod key_commands;
 mod log_commands;
 mod loosh_commands;
 mod mechanism_commands;
+mod miner_commands;
 mod proof_commands;
 mod replay_commands;
 mod sandbox_commands;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Read a subnet from a subtensor node and set weights on it.
     #[command(subcommand)]
     Chain(chain_commands::ChainCommand),
+    /// Run the reference miner: answers every built-in environment over HTTP (Epistula v2
+    /// signed) with a chosen quality and latency, or proxies to an OpenAI-compatible server.
+    Miner(miner_commands::MinerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -460,5 +464,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Loosh(LooshCommand::Heatmap(args)) => loosh_commands::heatmap(args),
         Command::Sandbox(command) => sandbox_commands::sandbox(command),
         Command::Chain(command) => chain_commands::chain(command),
+        Command::Miner(args) => miner_commands::miner(args),
     }
 }
