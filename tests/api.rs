@@ -166,6 +166,9 @@ fn push_config(body_bytes_max: usize) -> ApiConfig {
     }
 }
 
+/// One refused push: (name, body, headers, expected status, a fragment of the message).
+type Case = (&'static str, Vec<u8>, Option<Headers>, u16, &'static str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_pushes_are_refused_with_their_reason_append_nothing_and_the_node_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +185,7 @@ async fn bad_pushes_are_refused_with_their_reason_append_nothing_and_the_node_ke
     let long_id = challenge_body(&"a".repeat(129));
     let empty_id = challenge_body("");
     let node_account = Some(account(&node_key()));
-    let cases: Vec<(&str, Vec<u8>, Option<Headers>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "unsigned",
             body.clone(),
@@ -541,6 +544,7 @@ async fn every_read_route_answers_from_a_generated_log() {
     assert_eq!(page["next"], json!(size));
     let (_, page) = node.get_json(&format!("/events?from={}", size + 7)).await;
     assert_eq!(page["events"], json!([]));
+    assert_eq!(page["next"], json!(size + 7));
     let (status, _) = node.get_json("/events?from=-1").await;
     assert_eq!(status, 400);
 

@@ -206,7 +206,8 @@ pub(crate) async fn events(
         Ok((size, snapshot.range(from, to)?))
     })
     .await?;
-    let next = events.last().map_or(from.min(size), |(seq, _)| seq + 1);
+    // An empty page (caught up, or past the end) starts the next one at the same place.
+    let next = events.last().map_or(from, |(seq, _)| seq + 1);
     let events = events
         .into_iter()
         .map(|(seq, event)| json!({ "seq": seq, "event": event }))
