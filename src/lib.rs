@@ -15,4 +15,5 @@ pub mod keys;
 pub mod log;
 pub mod loosh;
 pub mod miner;
+pub mod node;
 pub mod sandbox;

@@ -23,6 +23,7 @@ mod metagraph;
 mod network;
 mod preflight;
 mod signer;
+mod sim;
 pub mod timelock;
 mod values;
 
@@ -48,6 +49,7 @@ pub use metagraph::netuid_storage_index;
 pub use network::Network;
 pub use preflight::{COMMIT_REVEAL_VERSION_SUPPORTED, ROOT_NETUID, preflight};
 pub use signer::HotkeySigner;
+pub use sim::{SIM_FIRST_BLOCK, SIM_SPEC_VERSION, SimChain, SimConfig, SimSubmission};
 
 /// A block: its number and hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -13,6 +13,7 @@ mod log_commands;
 mod loosh_commands;
 mod mechanism_commands;
 mod miner_commands;
+mod node_commands;
 mod proof_commands;
 mod replay_commands;
 mod sandbox_commands;
@@ -100,6 +101,12 @@ pub enum Command {
     /// Run the reference miner: answers every built-in environment over HTTP (Epistula v2
     /// signed) with a chosen quality and latency, or proxies to an OpenAI-compatible server.
     Miner(miner_commands::MinerArgs),
+    /// Run the live validator node: metagraph sync, challenge rounds, evaluation, a weight
+    /// decision each tempo, and the HTTP API. Resumes from its log after a restart.
+    Node(node_commands::NodeArgs),
+    /// The whole loop on one machine in about a minute: a simulated chain, reference miners
+    /// and a node, until weights are set twice; then the auditor replays the node's log.
+    Demo(node_commands::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -465,5 +472,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sandbox(command) => sandbox_commands::sandbox(command),
         Command::Chain(command) => chain_commands::chain(command),
         Command::Miner(args) => miner_commands::miner(args),
+        Command::Node(args) => node_commands::node(args),
+        Command::Demo(args) => node_commands::demo(args),
     }
 }
