@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use weightlog::chain::{Chain, Refusal, SimChain, SimConfig, WeightsDecision};
@@ -227,6 +228,7 @@ fn a_node_killed_mid_run_resumes_without_losing_or_repeating_anything() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    weightlog::http::install_tls_provider();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -318,4 +320,114 @@ fn a_node_killed_mid_run_resumes_without_losing_or_repeating_anything() {
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
+}
+
+#[test]
+fn a_pushed_challenge_is_recorded_then_answered_and_evaluated_by_the_node() {
+    use weightlog::envs::Environment;
+    use weightlog::epistula::{Headers, fresh_uuid, now_ms};
+    use weightlog::node::demo;
+    use weightlog::node::{self as live, NodeOptions};
+
+    weightlog::http::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("push.wlog");
+    let validator = Hotkey::from_seed(&[21; 32]);
+    let validator_id = AccountId(validator.public_key());
+    let pusher = Hotkey::from_seed(&[22; 32]);
+    runtime().block_on(async {
+        let (running, _) = demo::spawn_miners(3, 5, validator_id).await.unwrap();
+        let chain = Arc::new(SimChain::new(
+            SimConfig::quick(120, Duration::from_millis(100), 50, now_ms().unwrap()),
+            validator_id,
+            demo::neurons(&running),
+        ));
+        let mut options = NodeOptions::new("affine", 120, log.clone());
+        options.api_addr = Some("127.0.0.1:0".parse().unwrap());
+        options.push_allowed = [AccountId(pusher.public_key())].into();
+        options.round_interval = Duration::from_millis(100);
+        let (tell, bound) = tokio::sync::oneshot::channel();
+        options.api_bound = Some(tell);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let node = tokio::spawn(live::run(options, validator, chain, None, async move {
+            let _ = stopped.await;
+        }));
+        let addr = bound.await.unwrap();
+
+        let generated = weightlog::envs::sat::Sat
+            .generate(77, &serde_json::json!({}))
+            .unwrap();
+        let body = serde_json::json!({
+            "challenge_id": "pushed-1",
+            "environment": "affine:sat",
+            "seed": 77,
+            "prompt": generated.prompt,
+            "extra_json": generated.extra_json,
+            "target_uids": [0, 1, 2],
+            "deadline_ms": now_ms().unwrap() + 60_000,
+        })
+        .to_string();
+        let headers = Headers::sign(
+            &pusher,
+            body.as_bytes(),
+            Some(validator_id),
+            now_ms().unwrap(),
+            fresh_uuid(),
+        );
+        let client = reqwest::Client::new();
+        let mut request = client
+            .post(format!("http://{addr}/challenges"))
+            .body(body.clone());
+        for (name, value) in headers.pairs() {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            202,
+            "{}",
+            response.text().await.unwrap()
+        );
+
+        // The node answers it: three responses and three evaluations on that challenge.
+        let started = std::time::Instant::now();
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the pushed challenge was not served"
+            );
+            let page: serde_json::Value = serde_json::from_str(
+                &client
+                    .get(format!("http://{addr}/events?from=0&limit=1000"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap(),
+            )
+            .unwrap();
+            let on_pushed = |kind: &str| {
+                page["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|item| {
+                        item["event"]["payload"]["kind"] == kind
+                            && item["event"]["payload"]["challenge_id"] == "pushed-1"
+                    })
+                    .count()
+            };
+            if on_pushed("ResponseReceived") == 3 && on_pushed("EvaluationRecorded") == 3 {
+                assert_eq!(on_pushed("ChallengeIssued"), 1);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.send(()).unwrap();
+        node.await.unwrap().unwrap();
+        for miner in running {
+            miner.shutdown().await;
+        }
+    });
 }

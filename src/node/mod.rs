@@ -146,6 +146,7 @@ struct Folded {
     challenges: u64,
     metagraph: Option<MetagraphObserved>,
     last_decision_block: Option<u64>,
+    first_metagraph_block: Option<u64>,
     rounds_since_decision: u64,
 }
 
@@ -164,7 +165,10 @@ impl Folded {
             Payload::LogOpened(opened) => self.parameters_hash = opened.parameters_hash,
             Payload::ProfileChanged(changed) => self.parameters_hash = changed.parameters_hash,
             Payload::ChallengeIssued(_) => self.challenges += 1,
-            Payload::MetagraphObserved(metagraph) => self.metagraph = Some(metagraph.clone()),
+            Payload::MetagraphObserved(metagraph) => {
+                self.first_metagraph_block.get_or_insert(metagraph.block);
+                self.metagraph = Some(metagraph.clone());
+            }
             Payload::WeightsComputed(computed) => {
                 self.last_decision_block = Some(computed.block);
                 self.rounds_since_decision = 0;
@@ -251,6 +255,7 @@ pub async fn run<C: Chain + 'static>(
         challenges: 0,
         metagraph: None,
         last_decision_block: None,
+        first_metagraph_block: None,
         rounds_since_decision: 0,
     };
     let client = MinerClient::new(hotkey.clone(), options.client.clone())
@@ -539,10 +544,13 @@ impl<C: Chain + 'static> Node<C> {
             .unwrap_or(u64::from(metagraph.hyperparameters.tempo))
             .max(1);
         let version_key = metagraph.hyperparameters.weights_version_key;
-        let due = self
+        // The first decision comes a full interval after the first metagraph, so it rests
+        // on a tempo's worth of rounds rather than on the first one.
+        let since = self
             .folded
             .last_decision_block
-            .is_none_or(|last| block >= last + interval);
+            .or(self.folded.first_metagraph_block);
+        let due = since.is_none_or(|since| block >= since + interval);
         if !due || self.folded.rounds_since_decision == 0 {
             return Ok(());
         }
