@@ -62,6 +62,20 @@ fn set(
 
 /// `get_metagraph(1)`: three uids, the validator first.
 fn metagraph_answer(metadata: &Metadata, validator: [u8; 32]) -> Vec<u8> {
+    metagraph_answer_with(
+        metadata,
+        validator,
+        [(MINER_A, 0x7f00_0001, 8091), (MINER_B, 0x0a00_0002, 8092)],
+    )
+}
+
+/// `get_metagraph(1)`: the validator as uid 0, then two miners (hotkey, IPv4 as a number,
+/// port).
+fn metagraph_answer_with(
+    metadata: &Metadata,
+    validator: [u8; 32],
+    miners: [([u8; 32], u128, u16); 2],
+) -> Vec<u8> {
     let method = metadata
         .runtime_api_trait_by_name("SubnetInfoRuntimeApi")
         .unwrap()
@@ -92,8 +106,8 @@ fn metagraph_answer(metadata: &Metadata, validator: [u8; 32]) -> Vec<u8> {
         "hotkeys",
         list(vec![
             account(&validator),
-            account(&MINER_A),
-            account(&MINER_B),
+            account(&miners[0].0),
+            account(&miners[1].0),
         ]),
     );
     set_field(&mut graph, "coldkeys", list(vec![account(&COLDKEY); 3]));
@@ -102,8 +116,8 @@ fn metagraph_answer(metadata: &Metadata, validator: [u8; 32]) -> Vec<u8> {
         "axons",
         list(vec![
             axon(0, 0),
-            axon(0x7f00_0001, 8091),
-            axon(0x0a00_0002, 8092),
+            axon(miners[0].1, miners[0].2),
+            axon(miners[1].1, miners[1].2),
         ]),
     );
     set_field(
@@ -1004,4 +1018,148 @@ async fn an_included_extrinsic_whose_dispatch_failed_is_recorded_as_rejected() {
     };
     assert!(reason.contains(&error_name));
     assert!(report.event.extrinsic_hash.is_some());
+}
+
+/// `weightlog node --subtensor.network URL`: the node reads its metagraph from the chain
+/// (here the peer), queries the miners it lists, and submits its decision as one extrinsic
+/// that carries exactly the recorded u16 vectors, signed by the log's hotkey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_reads_its_metagraph_from_the_chain_and_submits_its_decision() {
+    use weightlog::miner::reference::{self, ReferenceConfig};
+    use weightlog::node::{self, NodeOptions};
+    use weightlog_schema::Payload;
+
+    let validator = wallet_hotkey();
+    let mut running = Vec::new();
+    let mut registered = Vec::new();
+    for (byte, quality) in [(31u8, 1.0), (32, 0.0)] {
+        let hotkey = Hotkey::from_seed(&[byte; 32]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let miner = reference::spawn(
+            ReferenceConfig {
+                hotkey: hotkey.clone(),
+                quality,
+                latency_ms: 5,
+                seed: u64::from(byte),
+                allowed_validators: None,
+                upstream: None,
+            },
+            listener,
+        )
+        .await
+        .unwrap();
+        registered.push((hotkey.public_key(), 0x7f00_0001u128, miner.addr.port()));
+        running.push(miner);
+    }
+    let mut state = peer_state(&Subnet::default(), metadata_bytes());
+    state.runtime_calls.insert(
+        "SubnetInfoRuntimeApi_get_metagraph".into(),
+        metagraph_answer_with(
+            &metadata(),
+            validator.public_key(),
+            [registered[0], registered[1]],
+        ),
+    );
+    let peer = ChainPeer::start(state).await;
+    let chain = std::sync::Arc::new(connect(&peer, validator.clone()).await);
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("affine.wlog");
+    let mut options = NodeOptions::new("affine", NETUID, log.clone());
+    // The peer's head does not move: decide after every round. affine's stages need a
+    // sample of each of its three environments before any weight is non-zero, so the first
+    // decisions are refused before signing ("every weight quantised to 0") and recorded so;
+    // the node stops once one is included.
+    options.decision_interval_blocks = Some(0);
+    options.stop_after_submissions = Some(1);
+    options.stop_after_rounds = Some(6);
+    let report = node::run(
+        options,
+        validator.clone(),
+        chain,
+        None,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    for miner in running {
+        miner.shutdown().await;
+    }
+    let snapshot = weightlog::log::LogReader::open(&log)
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    let events = snapshot.range(0, snapshot.size().unwrap()).unwrap();
+    let mut computed = std::collections::BTreeMap::new();
+    let mut included = Vec::new();
+    let mut refused = Vec::new();
+    let mut observed_spec = None;
+    let mut version_key = None;
+    let mut answered = 0;
+    for (seq, event) in &events {
+        match &event.payload {
+            Payload::MetagraphObserved(metagraph) => {
+                observed_spec = Some(metagraph.spec_version);
+                version_key = Some(metagraph.hyperparameters.weights_version_key);
+            }
+            Payload::ResponseReceived(response) => {
+                answered += usize::from(matches!(
+                    response.outcome,
+                    weightlog_schema::event::ResponseOutcome::Ok { .. }
+                ));
+            }
+            Payload::WeightsComputed(weights) => {
+                computed.insert(*seq, weights.clone());
+            }
+            Payload::WeightsSubmitted(submitted) => match &submitted.outcome {
+                SubmissionOutcome::Included { .. } => {
+                    assert_eq!(submitted.call, WeightsCall::SetMechanismWeights);
+                    included.push(submitted.decision_seq);
+                }
+                SubmissionOutcome::Rejected { reason } => refused.push(reason.clone()),
+                SubmissionOutcome::TimedOut => panic!("timed out at seq {seq}"),
+            },
+            _ => {}
+        }
+    }
+    assert_eq!(report.submissions_included, 1, "{report:?} {refused:?}");
+    assert_eq!(included.len(), 1, "{refused:?}");
+    assert_eq!(
+        computed.len(),
+        included.len() + refused.len(),
+        "every decision's outcome is recorded"
+    );
+    assert_eq!(
+        observed_spec,
+        Some(SPEC_VERSION),
+        "the runtime's spec_version is recorded"
+    );
+    assert!(
+        answered >= 2,
+        "the miners registered on chain were queried and answered"
+    );
+    let computed = &computed[&included[0]];
+    let submitted = peer.submitted();
+    assert_eq!(
+        submitted.len(),
+        1,
+        "one extrinsic, for the one decision not refused before signing"
+    );
+    let decoded = assert_signed_by(&submitted[0], &validator, HEAD);
+    assert_eq!(decoded.call.call, "set_mechanism_weights");
+    // netuid, mechanism 0, the recorded u16 uids and weights, the subnet's version key.
+    let vector = |values: &[u16]| {
+        let mut bytes = vec![(values.len() as u8) << 2];
+        for value in values {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        bytes
+    };
+    let mut expected = vec![0x07, 0x77];
+    expected.extend_from_slice(&NETUID.to_le_bytes());
+    expected.push(0);
+    expected.extend(vector(&computed.u16_uids));
+    expected.extend(vector(&computed.u16_weights));
+    expected.extend_from_slice(&version_key.unwrap().to_le_bytes());
+    assert_eq!(hex::encode(&decoded.call_data), hex::encode(expected));
 }

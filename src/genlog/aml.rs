@@ -59,8 +59,8 @@ fn metrics(names: [&str; 4], values: [f64; 4]) -> Vec<Metric> {
         .collect()
 }
 
-/// The median of a non-empty list.
-fn median(values: &mut [f64]) -> f64 {
+/// The median of a non-empty list (the subnet database's per-alert consensus).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     if values.len() % 2 == 1 {

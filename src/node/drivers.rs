@@ -36,6 +36,7 @@ use super::NodeError;
 use crate::embed::Embedder;
 use crate::envs::rng::SplitMix64;
 use crate::envs::{self, Environment};
+use crate::genlog::median;
 
 /// The profiles a node runs.
 pub const PROFILES: [&str; 5] = ["affine", "loosh", "quasar", "omega", "aml"];
@@ -712,16 +713,6 @@ pub fn aml_alerts(challenge_id: &str, seed: u64) -> Vec<(String, String, u8, f64
             )
         })
         .collect()
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[middle]
-    } else {
-        (values[middle - 1] + values[middle]) / 2.0
-    }
 }
 
 /// A miner's submission to a batch: alert ids and scores.

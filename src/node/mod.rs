@@ -80,7 +80,7 @@ pub struct NodeOptions {
     /// Pause between two challenge rounds.
     pub round_interval: Duration,
     pub client: ClientConfig,
-    /// Blocks between weight decisions (`None`: the subnet's tempo).
+    /// Blocks between weight decisions (`None`: the subnet's tempo; 0: after every round).
     pub decision_interval_blocks: Option<u64>,
     /// Stop once this many decisions have been submitted in this run.
     pub stop_after_submissions: Option<u64>,
@@ -538,11 +538,11 @@ impl<C: Chain + 'static> Node<C> {
         let Some(metagraph) = &self.folded.metagraph else {
             return Ok(());
         };
+        // 0 decides after every round (for chains whose head a test holds still).
         let interval = self
             .options
             .decision_interval_blocks
-            .unwrap_or(u64::from(metagraph.hyperparameters.tempo))
-            .max(1);
+            .unwrap_or(u64::from(metagraph.hyperparameters.tempo).max(1));
         let version_key = metagraph.hyperparameters.weights_version_key;
         // The first decision comes a full interval after the first metagraph, so it rests
         // on a tempo's worth of rounds rather than on the first one.
