@@ -409,6 +409,7 @@ async fn submits_set_mechanism_weights_when_commit_reveal_is_off() {
         SubmissionOutcome::Included { block: HEAD + 1 }
     );
     assert_eq!(event.reveal_round, None);
+    assert_eq!(event.spec_version, Some(SPEC_VERSION));
     let submitted = peer.submitted();
     assert_eq!(submitted.len(), 1);
     let extrinsic_hash: [u8; 32] = Blake2b::<U32>::digest(&submitted[0]).into();
@@ -1112,6 +1113,9 @@ async fn the_node_reads_its_metagraph_from_the_chain_and_submits_its_decision() 
                 computed.insert(*seq, weights.clone());
             }
             Payload::WeightsSubmitted(submitted) => match &submitted.outcome {
+                _ if submitted.spec_version != Some(SPEC_VERSION) => {
+                    panic!("seq {seq} does not record the runtime's spec_version: {submitted:?}")
+                }
                 SubmissionOutcome::Included { .. } => {
                     assert_eq!(submitted.call, WeightsCall::SetMechanismWeights);
                     included.push(submitted.decision_seq);

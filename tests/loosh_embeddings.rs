@@ -267,6 +267,7 @@ fn write_log(path: &Path, forgery: Forgery) -> (u64, u64) {
                 extrinsic_hash: Some(Hash([index as u8 + 1; 32])),
                 reveal_round: None,
                 outcome: SubmissionOutcome::Included { block: 101 },
+                spec_version: None,
             }),
             &mut weights,
             &mut rounds,

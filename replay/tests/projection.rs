@@ -364,6 +364,7 @@ mod loosh_weights {
                     extrinsic_hash: None,
                     reveal_round: None,
                     outcome: SubmissionOutcome::Included { block: BLOCK - gap },
+                    spec_version: None,
                 }),
             ));
         }

@@ -515,6 +515,10 @@ pub struct WeightsSubmitted {
     /// Drand round at which a timelocked commit reveals.
     pub reveal_round: Option<u64>,
     pub outcome: SubmissionOutcome,
+    /// The runtime's `spec_version` the decision was checked and signed against (`None` when
+    /// the chain was not asked, e.g. in synthetic logs).
+    #[serde(default)]
+    pub spec_version: Option<u32>,
 }
 
 #[derive(

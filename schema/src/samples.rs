@@ -188,6 +188,7 @@ pub fn sample(kind: EventKind, seed: u64) -> Event {
             outcome: SubmissionOutcome::Included {
                 block: mix.next() % 10_000_000,
             },
+            spec_version: Some(393),
         }),
     };
     Event::new(1_760_000_000_000 + seed, payload)

@@ -554,6 +554,7 @@ impl Chain for SubxtChain {
                     extrinsic_hash: Some(built.hash),
                     reveal_round: built.reveal_round,
                     outcome,
+                    spec_version: Some(spec_version),
                 },
                 spec_version,
                 head,

@@ -249,8 +249,8 @@ impl ChainError {
     }
 }
 
-/// What became of one decision: the `WeightsSubmitted` event to append, and the runtime it
-/// was decided against.
+/// What became of one decision: the `WeightsSubmitted` event to append (which records the
+/// runtime's `spec_version` too), and the runtime it was decided against.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubmissionReport {
     pub event: WeightsSubmitted,
@@ -284,6 +284,7 @@ impl SubmissionReport {
                 outcome: SubmissionOutcome::Rejected {
                     reason: refusal.to_string(),
                 },
+                spec_version: Some(spec_version),
             },
             spec_version,
             head,

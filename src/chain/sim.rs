@@ -255,6 +255,7 @@ impl Chain for SimChain {
                 outcome: SubmissionOutcome::Included {
                     block: inclusion_block,
                 },
+                spec_version: Some(SIM_SPEC_VERSION),
             },
             spec_version: SIM_SPEC_VERSION,
             head,

@@ -464,6 +464,7 @@ impl Driver<'_> {
                 extrinsic_hash: Some(Hash(hash)),
                 reveal_round: None,
                 outcome: SubmissionOutcome::Included { block: block + 1 },
+                spec_version: None,
             }))?;
         }
         Ok(())
