@@ -294,6 +294,9 @@ fn help_lists_every_command() {
         "verify",
         "keys",
         "schema",
+        "node",
+        "demo",
+        "miner",
     ] {
         assert!(
             out.stdout

@@ -324,14 +324,25 @@ pub async fn run<C: Chain + 'static>(
     }
     node.report.log_size = node.folded.next_seq;
     let report = node.report.clone();
-    let log = node.log;
+    let mut log = node.log;
     drop(node.folded);
-    match Arc::try_unwrap(log) {
-        Ok(log) => tokio::task::spawn_blocking(move || log.close())
-            .await
-            .map_err(|_| NodeError::Task("log close"))??,
-        Err(_) => return Err(NodeError::Task("log owner")),
+    // A connection the API was still closing may hold the log a moment longer.
+    for _ in 0..50 {
+        match Arc::try_unwrap(log) {
+            Ok(owned) => {
+                tokio::task::spawn_blocking(move || owned.close())
+                    .await
+                    .map_err(|_| NodeError::Task("log close"))??;
+                return result.map(|()| report);
+            }
+            Err(shared) => {
+                log = shared;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        }
     }
+    // Every append was durable when it returned; the last holder's drop stops the writer.
+    drop(log);
     result.map(|()| report)
 }
 
