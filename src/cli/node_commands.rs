@@ -288,7 +288,7 @@ pub(super) fn demo(args: DemoArgs) -> Result<(), CliError> {
     options.miners = args.miners;
     options.blocks = args.blocks;
     eprintln!(
-        "weightlog demo: a simulated chain, {} reference miners on loopback and a {} validator node; running until weights are set twice...",
+        "weightlog demo: a simulated chain, {} reference miners on loopback and a validator node with the {} profile; running until weights are set twice...",
         options.miners, options.profile
     );
     let outcome = runtime()?.block_on(demo::run_demo(options))?;
