@@ -83,10 +83,21 @@ pub trait Driver: Send {
     ) -> Result<ChallengeIssued, NodeError>;
     /// Evaluation step `step` of a round whose responses are recorded: the events to append
     /// (empty: the round is evaluated). Later steps see the earlier steps' events observed.
-    /// Runs on the blocking pool.
+    /// Runs on the blocking pool. Most profiles evaluate in one step, [`Driver::evaluate_once`].
     fn evaluate(
         &mut self,
         step: u32,
+        challenge: &ChallengeIssued,
+        responses: &[ResponseReceived],
+    ) -> Result<Vec<Payload>, NodeError> {
+        if step > 0 {
+            return Ok(Vec::new());
+        }
+        self.evaluate_once(challenge, responses)
+    }
+    /// The first (for most profiles, the only) evaluation step of a round.
+    fn evaluate_once(
+        &mut self,
         challenge: &ChallengeIssued,
         responses: &[ResponseReceived],
     ) -> Result<Vec<Payload>, NodeError>;
@@ -243,15 +254,11 @@ impl Driver for Affine {
         })
     }
 
-    fn evaluate(
+    fn evaluate_once(
         &mut self,
-        step: u32,
         challenge: &ChallengeIssued,
         responses: &[ResponseReceived],
     ) -> Result<Vec<Payload>, NodeError> {
-        if step > 0 {
-            return Ok(Vec::new());
-        }
         let environment = envs::by_name(&challenge.environment).ok_or_else(|| {
             NodeError::Config(format!("no environment {}", challenge.environment))
         })?;
@@ -369,6 +376,8 @@ impl Driver for Loosh {
         })
     }
 
+    /// Step 0 embeds the prompt and the answers; step 1 computes the emissions from the
+    /// vectors step 0 recorded.
     fn evaluate(
         &mut self,
         step: u32,
@@ -376,13 +385,7 @@ impl Driver for Loosh {
         responses: &[ResponseReceived],
     ) -> Result<Vec<Payload>, NodeError> {
         match step {
-            0 => Ok(
-                crate::loosh::embedding_events(&self.embedder, challenge, responses, 32)
-                    .map_err(|error| NodeError::Evaluation(error.to_string()))?
-                    .into_iter()
-                    .map(Payload::EmbeddingComputed)
-                    .collect(),
-            ),
+            0 => self.evaluate_once(challenge, responses),
             1 => {
                 if !responses.iter().any(|response| body_of(response).is_some()) {
                     return Ok(Vec::new());
@@ -397,6 +400,20 @@ impl Driver for Loosh {
             }
             _ => Ok(Vec::new()),
         }
+    }
+
+    fn evaluate_once(
+        &mut self,
+        challenge: &ChallengeIssued,
+        responses: &[ResponseReceived],
+    ) -> Result<Vec<Payload>, NodeError> {
+        Ok(
+            crate::loosh::embedding_events(&self.embedder, challenge, responses, 32)
+                .map_err(|error| NodeError::Evaluation(error.to_string()))?
+                .into_iter()
+                .map(Payload::EmbeddingComputed)
+                .collect(),
+        )
     }
 
     fn observe(&mut self, seq: u64, event: &Event) -> Result<(), NodeError> {
@@ -451,15 +468,11 @@ impl Driver for Quasar {
         })
     }
 
-    fn evaluate(
+    fn evaluate_once(
         &mut self,
-        step: u32,
         challenge: &ChallengeIssued,
         responses: &[ResponseReceived],
     ) -> Result<Vec<Payload>, NodeError> {
-        if step > 0 {
-            return Ok(Vec::new());
-        }
         let extra: Value = serde_json::from_str(&challenge.extra_json)
             .map_err(|error| NodeError::Evaluation(format!("quasar task: {error}")))?;
         let dataset = extra["dataset"].as_str().unwrap_or(QUASAR_DATASET);
@@ -572,15 +585,11 @@ impl Driver for Omega {
         })
     }
 
-    fn evaluate(
+    fn evaluate_once(
         &mut self,
-        step: u32,
         challenge: &ChallengeIssued,
         responses: &[ResponseReceived],
     ) -> Result<Vec<Payload>, NodeError> {
-        if step > 0 {
-            return Ok(Vec::new());
-        }
         Ok(responses
             .iter()
             .map(|response| {
@@ -772,15 +781,11 @@ impl Driver for Aml {
         })
     }
 
-    fn evaluate(
+    fn evaluate_once(
         &mut self,
-        step: u32,
         challenge: &ChallengeIssued,
         responses: &[ResponseReceived],
     ) -> Result<Vec<Payload>, NodeError> {
-        if step > 0 {
-            return Ok(Vec::new());
-        }
         let alerts = aml_alerts(&challenge.challenge_id, challenge.seed);
         let known: BTreeSet<&str> = alerts.iter().map(|(id, ..)| id.as_str()).collect();
         let mut per_alert: BTreeMap<String, Vec<f64>> = BTreeMap::new();

@@ -30,7 +30,7 @@ use weightlog_schema::event::{
 use weightlog_schema::{Event, Hash, Payload};
 
 use crate::api::{self, ApiConfig, ApiState, Metrics, PushConfig, PushedChallenge};
-use crate::chain::{Chain, ChainError, WeightsDecision};
+use crate::chain::{BlockRef, Chain, ChainError, WeightsDecision};
 use crate::embed::Embedder;
 use crate::keys::Hotkey;
 use crate::log::{APPEND_BATCH_EVENTS_MAX, Genesis, Log, LogError};
@@ -173,7 +173,6 @@ impl Folded {
                 self.last_decision_block = Some(computed.block);
                 self.rounds_since_decision = 0;
             }
-            Payload::EvaluationRecorded(_) => {}
             _ => {}
         }
         self.next_seq = seq + 1;
@@ -357,7 +356,7 @@ impl<C: Chain + 'static> Node<C> {
         let mut force_metagraph = true;
         loop {
             let head = self.chain.current_block().await?;
-            self.sync_metagraph(head.number, force_metagraph).await?;
+            self.sync_metagraph(head, force_metagraph).await?;
             force_metagraph = false;
             while let Ok(pushed) = push_rx.try_recv() {
                 self.metrics.set_queue_depth(push_rx.len() as u64);
@@ -435,20 +434,19 @@ impl<C: Chain + 'static> Node<C> {
         Ok(seqs)
     }
 
-    async fn sync_metagraph(&mut self, block: u64, force: bool) -> Result<(), NodeError> {
+    async fn sync_metagraph(&mut self, head: BlockRef, force: bool) -> Result<(), NodeError> {
         let tempo = self
             .folded
             .metagraph
             .as_ref()
             .map(|metagraph| u64::from(metagraph.hyperparameters.tempo).max(1));
         let due = match (&self.folded.metagraph, tempo) {
-            (Some(metagraph), Some(tempo)) => block >= metagraph.block + tempo,
+            (Some(metagraph), Some(tempo)) => head.number >= metagraph.block + tempo,
             _ => true,
         };
         if !due && !force {
             return Ok(());
         }
-        let head = self.chain.current_block().await?;
         let metagraph = self.chain.metagraph(self.options.netuid, head).await?;
         let extra = lock(&self.folded.driver).after_metagraph(&metagraph);
         self.append(vec![Payload::MetagraphObserved(metagraph)])
