@@ -279,12 +279,7 @@ impl Environment for Hvm {
         response: Option<&str>,
     ) -> Result<Evaluation, EnvError> {
         let generated = self.generate(challenge.seed, &serde_json::json!({}))?;
-        if generated.extra_json != challenge.extra_json || generated.prompt != challenge.prompt {
-            return Err(invalid(format!(
-                "challenge `{}`: the recorded task or prompt is not the one seed {} gives",
-                challenge.challenge_id, challenge.seed
-            )));
-        }
+        super::check_recorded(NAME, challenge, &generated, "task or prompt")?;
         let (task, _) = task(challenge.seed);
         let values = response.and_then(parse_holes);
         let valid = values.as_ref().is_some_and(|values| {

@@ -91,6 +91,28 @@ pub trait Environment: Send + Sync {
     ) -> Result<Evaluation, EnvError>;
 }
 
+/// Refuses a recorded challenge whose prompt or `extra_json` is not what its seed and recorded
+/// parameters generate (`generated`): a verdict on it would rest on a forged task. `what`
+/// names the task in the message.
+pub(crate) fn check_recorded(
+    environment: &'static str,
+    challenge: &ChallengeIssued,
+    generated: &Generated,
+    what: &str,
+) -> Result<(), EnvError> {
+    if generated.extra_json != challenge.extra_json || generated.prompt != challenge.prompt {
+        return Err(EnvError::Invalid {
+            environment,
+            message: format!(
+                "challenge `{}`: the recorded {what} is not the one seed {} and its parameters \
+                 give",
+                challenge.challenge_id, challenge.seed
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Every built-in environment.
 pub fn all() -> &'static [&'static dyn Environment] {
     &[

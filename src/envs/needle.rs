@@ -183,12 +183,7 @@ impl Environment for Needle {
             "dataset": hidden.dataset,
         });
         let generated = self.generate(challenge.seed, &parameters)?;
-        if generated.extra_json != challenge.extra_json || generated.prompt != challenge.prompt {
-            return Err(invalid(format!(
-                "challenge `{}`: the recorded haystack is not the one seed {} gives",
-                challenge.challenge_id, challenge.seed
-            )));
-        }
+        super::check_recorded(NAME, challenge, &generated, "haystack or prompt")?;
         let accuracy = match response {
             Some(text) if !text.trim().is_empty() => {
                 weightlog_replay::quasar::metric_score(&hidden.dataset, text, &hidden.answer, &[])

@@ -253,13 +253,7 @@ pub(super) fn recorded<P: Clone + Serialize + DeserializeOwned>(
         parameters.insert("problem".into(), problem);
     }
     let generated = generate(challenge.seed, &Value::Object(parameters))?;
-    if generated.extra_json != challenge.extra_json || generated.prompt != challenge.prompt {
-        return Err(invalid(format!(
-            "challenge `{}`: the recorded problem or prompt is not the one seed {} and its \
-             parameters give",
-            challenge.challenge_id, challenge.seed
-        )));
-    }
+    super::check_recorded(environment, challenge, &generated, "problem or prompt")?;
     Ok(posed)
 }
 

@@ -239,12 +239,7 @@ impl Environment for Sat {
             "literals_per_clause": recorded.literals_per_clause,
         });
         let generated = self.generate(challenge.seed, &parameters)?;
-        if generated.extra_json != challenge.extra_json || generated.prompt != challenge.prompt {
-            return Err(invalid(format!(
-                "challenge `{}`: the recorded formula or prompt is not the one seed {} gives",
-                challenge.challenge_id, challenge.seed
-            )));
-        }
+        super::check_recorded(NAME, challenge, &generated, "formula or prompt")?;
         let assignment = response.map(parse_assignment).unwrap_or_default();
         let satisfied = satisfies(&recorded, &assignment);
         let clauses_satisfied = recorded
