@@ -167,9 +167,17 @@ fn with_guest<T: HasWasi>(
     body(&mut guest, data.wasi()).unwrap_or_else(|errno| errno)
 }
 
-fn sizes(items: &[Vec<u8>]) -> (u32, u32) {
+/// Writes a list's item count and total byte size (`args_sizes_get`, `environ_sizes_get`).
+fn write_sizes(
+    guest: &mut Guest<'_>,
+    items: &[Vec<u8>],
+    count: i32,
+    size: i32,
+) -> Result<i32, i32> {
     let total: usize = items.iter().map(Vec::len).sum();
-    (items.len() as u32, total as u32)
+    guest.put_u32(count, items.len() as u32)?;
+    guest.put_u32(size, total as u32)?;
+    Ok(ERRNO_SUCCESS)
 }
 
 fn write_list(
@@ -194,10 +202,7 @@ pub fn add_to_linker<T: HasWasi + 'static>(linker: &mut Linker<T>) -> wasmtime::
         "args_sizes_get",
         |mut caller: Caller<'_, T>, count: i32, size: i32| {
             with_guest(&mut caller, |guest, wasi| {
-                let (items, bytes) = sizes(&wasi.args);
-                guest.put_u32(count, items)?;
-                guest.put_u32(size, bytes)?;
-                Ok(ERRNO_SUCCESS)
+                write_sizes(guest, &wasi.args, count, size)
             })
         },
     )?;
@@ -215,10 +220,7 @@ pub fn add_to_linker<T: HasWasi + 'static>(linker: &mut Linker<T>) -> wasmtime::
         "environ_sizes_get",
         |mut caller: Caller<'_, T>, count: i32, size: i32| {
             with_guest(&mut caller, |guest, wasi| {
-                let (items, bytes) = sizes(&wasi.environment);
-                guest.put_u32(count, items)?;
-                guest.put_u32(size, bytes)?;
-                Ok(ERRNO_SUCCESS)
+                write_sizes(guest, &wasi.environment, count, size)
             })
         },
     )?;
