@@ -78,7 +78,8 @@ pub enum AnswerError {
 }
 
 /// The answer to `prompt` in `environment`: correct when `correct`, else wrong but
-/// well-formed. `quality` only shapes environments scored on a scale (aml).
+/// well-formed. `quality` also shapes environments scored on a scale: each video search
+/// result is on topic with that probability, and aml risk scores blur as it falls.
 pub fn answer(
     environment: &str,
     prompt: &str,
@@ -96,7 +97,7 @@ pub fn answer(
         "loosh:inference" | crate::envs::prompt::NAME => {
             super::loosh_bank::answer(prompt, correct, draw)
         }
-        "omega:video_search" => video_answer(prompt, correct, draw),
+        "omega:video_search" => video_answer(prompt, quality, draw),
         "aml" => aml_answer(prompt, quality, draw)?,
         other => {
             return Err(AnswerError::UnknownEnvironment(
@@ -403,12 +404,15 @@ const VIDEO_OFF_TOPIC: [&str; 8] = [
     "Lecture slides on medieval tax records, with voice-over.",
 ];
 
-fn video_answer(prompt: &str, correct: bool, draw: &Draw) -> String {
+/// Each result is on topic with probability `quality`, drawn per result, so a relevance
+/// score averages five draws per answer rather than one all-or-nothing draw.
+fn video_answer(prompt: &str, quality: f64, draw: &Draw) -> String {
     let query = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
     let offset = draw.below("video order", VIDEO_ON_TOPIC.len());
     let results = (0..VIDEO_RESULTS)
         .map(|index| {
-            let description = if correct {
+            let on_topic = draw.unit(&format!("on topic {index}")) < quality;
+            let description = if on_topic {
                 VIDEO_ON_TOPIC[(offset + index) % VIDEO_ON_TOPIC.len()].replace("{query}", &query)
             } else {
                 VIDEO_OFF_TOPIC[(offset + index) % VIDEO_OFF_TOPIC.len()].to_string()

@@ -505,13 +505,15 @@ impl Driver for Quasar {
 }
 
 // ---------------------------------------------------------------------------------------
-// omega: video search, relevance per answer, model scores from the relevance of a window.
+// omega: video search, relevance per answer, model scores from all the relevance so far.
 
 #[derive(Default)]
 struct Omega {
     roster: Roster,
-    /// Relevance sum and count per uid since the last model-score report.
-    window: BTreeMap<u16, (f64, u64)>,
+    /// Relevance sum and count per uid over the whole log. A model score is a benchmark
+    /// result, so it averages every answer rather than the last few: with the two-pool
+    /// softmax at temperature 0.01, a short window lets one lucky streak take the top pool.
+    relevance: BTreeMap<u16, (f64, u64)>,
     answered: BTreeMap<u16, (u64, u64)>,
 }
 
@@ -613,9 +615,9 @@ impl Driver for Omega {
 
     fn after_round(&mut self, index: u64, block: u64) -> Vec<Payload> {
         let mut out = Vec::new();
-        if index.is_multiple_of(OMEGA_SCORES_ROUNDS) && !self.window.is_empty() {
+        if index.is_multiple_of(OMEGA_SCORES_ROUNDS) && !self.relevance.is_empty() {
             let scores: Vec<UidScore> = self
-                .window
+                .relevance
                 .iter()
                 .filter(|(uid, _)| self.roster.hotkeys.contains_key(uid))
                 .map(|(uid, (sum, count))| UidScore {
@@ -663,7 +665,7 @@ impl Driver for Omega {
         self.roster.observe(event);
         match &event.payload {
             Payload::EvaluationRecorded(evaluation) if evaluation.evaluator == OMEGA_EVALUATOR => {
-                let entry = self.window.entry(evaluation.uid).or_default();
+                let entry = self.relevance.entry(evaluation.uid).or_default();
                 entry.0 += evaluation.score;
                 entry.1 += 1;
             }
@@ -671,9 +673,6 @@ impl Driver for Omega {
                 let entry = self.answered.entry(response.uid).or_default();
                 entry.0 += u64::from(body_of(response).is_some());
                 entry.1 += 1;
-            }
-            Payload::ExternalScoreRecorded(scores) if scores.source == SOURCE_MODEL_SCORES => {
-                self.window.clear();
             }
             _ => {}
         }
