@@ -84,6 +84,11 @@ enum Forgery {
 /// Writes a loosh log: a metagraph, then rounds of challenge, answers, embeddings and
 /// emissions, and a weight decision after each round. Returns the seqs of interest.
 fn write_log(path: &Path, forgery: Forgery) -> (u64, u64) {
+    write_log_with(path, forgery, embedder())
+}
+
+/// [`write_log`] with the answers embedded by `embedder` (any backend).
+fn write_log_with(path: &Path, forgery: Forgery, embedder: &Embedder) -> (u64, u64) {
     let key = common::validator_key();
     let log = Log::create(
         path,
@@ -201,7 +206,7 @@ fn write_log(path: &Path, forgery: Forgery) -> (u64, u64) {
             responses.push(response);
         }
         let mut embeddings =
-            loosh::embedding_events(embedder(), &challenge, &responses, 32).unwrap();
+            loosh::embedding_events(embedder, &challenge, &responses, 32).unwrap();
         assert_eq!(embeddings[0].uid, PROMPT_EMBEDDING_UID);
         if forgery == Forgery::Embedding && index == 1 {
             // uid 4's off-topic answer recorded with uid 0's vector.
@@ -278,11 +283,16 @@ fn write_log(path: &Path, forgery: Forgery) -> (u64, u64) {
 }
 
 fn run(path: &Path, re_evaluate: bool, re_embed: bool) -> AuditReport {
+    run_on(path, re_evaluate, re_embed.then_some(Backend::Cpu))
+}
+
+/// An audit that re-embeds on `re_embed`'s backend, when given.
+fn run_on(path: &Path, re_evaluate: bool, re_embed: Option<Backend>) -> AuditReport {
     let options = AuditOptions {
         threads: 2,
         re_evaluate,
-        re_embed: re_embed.then(|| {
-            Arc::new(Embedder::from_env(Backend::Cpu).unwrap())
+        re_embed: re_embed.map(|backend| {
+            Arc::new(Embedder::from_env(backend).unwrap())
                 as Arc<dyn weightlog::audit::Reembedder>
         }),
         ..AuditOptions::default()
@@ -423,4 +433,67 @@ fn the_heatmap_of_a_round_draws_its_recorded_similarities() {
         missing.to_string().contains("no recorded embeddings"),
         "{missing}"
     );
+}
+
+/// The same rounds embedded on the CPU and on wgpu: the i8 records agree (at most a few
+/// components one step apart, where the two backends' floats straddle a rounding point),
+/// the weights computed from either set of records are the same, and each log passes an
+/// audit that re-embeds it on the other backend.
+#[cfg(feature = "wgpu")]
+#[test]
+fn records_from_the_cpu_and_from_wgpu_give_the_same_loosh_weights() {
+    let directory = tempfile::tempdir().unwrap();
+    let (cpu_path, wgpu_path) = (
+        directory.path().join("cpu.redb"),
+        directory.path().join("wgpu.redb"),
+    );
+    let wgpu = Embedder::from_env(Backend::Wgpu).unwrap();
+    write_log_with(&cpu_path, Forgery::None, embedder());
+    write_log_with(&wgpu_path, Forgery::None, &wgpu);
+
+    let embeddings = |path: &Path| -> Vec<weightlog_schema::event::EmbeddingComputed> {
+        let snapshot = LogReader::open(path).unwrap().snapshot().unwrap();
+        (0..snapshot.size().unwrap())
+            .filter_map(|seq| match snapshot.event(seq).unwrap().payload {
+                Payload::EmbeddingComputed(embedding) => Some(embedding),
+                _ => None,
+            })
+            .collect()
+    };
+    let (on_cpu, on_wgpu) = (embeddings(&cpu_path), embeddings(&wgpu_path));
+    assert_eq!(on_cpu.len(), on_wgpu.len());
+    let mut components_apart = 0;
+    for (cpu, gpu) in on_cpu.iter().zip(&on_wgpu) {
+        assert_eq!((&cpu.challenge_id, cpu.uid), (&gpu.challenge_id, gpu.uid));
+        for (a, b) in cpu.vector.iter().zip(&gpu.vector) {
+            assert!(
+                (i16::from(*a) - i16::from(*b)).abs() <= 1,
+                "uid {} of {}: {a} on the CPU, {b} on wgpu",
+                cpu.uid,
+                cpu.challenge_id
+            );
+            components_apart += usize::from(a != b);
+        }
+    }
+    eprintln!(
+        "{components_apart} of {} recorded components differ by one step between backends",
+        on_cpu.len() * on_cpu[0].vector.len()
+    );
+
+    let (cpu_weights, wgpu_weights) = (last_weights(&cpu_path), last_weights(&wgpu_path));
+    assert_eq!(cpu_weights.u16_uids, wgpu_weights.u16_uids);
+    assert_eq!(
+        cpu_weights.u16_weights, wgpu_weights.u16_weights,
+        "the weights a validator sets do not depend on its backend"
+    );
+    if on_cpu == on_wgpu {
+        assert_eq!(cpu_weights.raw_weight_bits, wgpu_weights.raw_weight_bits);
+    }
+
+    for (path, other) in [(&cpu_path, Backend::Wgpu), (&wgpu_path, Backend::Cpu)] {
+        let report = run_on(path, true, Some(other));
+        assert_eq!(report.verdict, Verdict::Match, "{report:?}");
+        assert_eq!(report.embeddings_diverged, 0);
+        assert!(report.embeddings_checked > 0);
+    }
 }
