@@ -205,8 +205,7 @@ fn write_log_with(path: &Path, forgery: Forgery, embedder: &Embedder) -> (u64, u
             );
             responses.push(response);
         }
-        let mut embeddings =
-            loosh::embedding_events(embedder, &challenge, &responses, 32).unwrap();
+        let mut embeddings = loosh::embedding_events(embedder, &challenge, &responses, 32).unwrap();
         assert_eq!(embeddings[0].uid, PROMPT_EMBEDDING_UID);
         if forgery == Forgery::Embedding && index == 1 {
             // uid 4's off-topic answer recorded with uid 0's vector.
@@ -292,8 +291,7 @@ fn run_on(path: &Path, re_evaluate: bool, re_embed: Option<Backend>) -> AuditRep
         threads: 2,
         re_evaluate,
         re_embed: re_embed.map(|backend| {
-            Arc::new(Embedder::from_env(backend).unwrap())
-                as Arc<dyn weightlog::audit::Reembedder>
+            Arc::new(Embedder::from_env(backend).unwrap()) as Arc<dyn weightlog::audit::Reembedder>
         }),
         ..AuditOptions::default()
     };
