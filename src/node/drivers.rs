@@ -73,14 +73,9 @@ pub trait Driver: Send {
     fn after_metagraph(&mut self, _metagraph: &MetagraphObserved) -> Vec<Payload> {
         Vec::new()
     }
-    /// The `index`-th challenge of this log (1-based), sent to `targets`.
-    fn challenge(
-        &mut self,
-        index: u64,
-        seed: u64,
-        targets: Vec<u16>,
-        now_ms: u64,
-    ) -> Result<ChallengeIssued, NodeError>;
+    /// What the `index`-th challenge of this log (1-based) asks, generated from `seed`; the
+    /// node records it as `challenge_id` (see [`challenge_id`]).
+    fn task(&mut self, index: u64, challenge_id: &str, seed: u64) -> Result<Task, NodeError>;
     /// Evaluation step `step` of a round whose responses are recorded: the events to append
     /// (empty: the round is evaluated). Later steps see the earlier steps' events observed.
     /// Runs on the blocking pool. Most profiles evaluate in one step, [`Driver::evaluate_once`].
@@ -110,6 +105,22 @@ pub trait Driver: Send {
     fn check_response(&self, _challenge: &ChallengeIssued, _response: &mut ResponseReceived) {}
     /// Folds an event of the log (every one, in seq order).
     fn observe(&mut self, seq: u64, event: &Event) -> Result<(), NodeError>;
+}
+
+/// What a driver's challenge asks of the miners; the node adds the id, seed, targets and
+/// deadline to make the `ChallengeIssued` it records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub environment: String,
+    pub prompt: String,
+    pub extra_json: String,
+    /// How long the miners have to answer.
+    pub answer_within_ms: u64,
+}
+
+/// The id of a profile's `index`-th challenge.
+pub fn challenge_id(profile: &str, index: u64) -> String {
+    format!("{profile}-{index}")
 }
 
 /// The driver of `profile`. `embedder` is needed by loosh only (loaded by the caller, which
@@ -230,27 +241,18 @@ impl Driver for Affine {
         out
     }
 
-    fn challenge(
-        &mut self,
-        index: u64,
-        seed: u64,
-        targets: Vec<u16>,
-        now_ms: u64,
-    ) -> Result<ChallengeIssued, NodeError> {
+    fn task(&mut self, index: u64, _challenge_id: &str, seed: u64) -> Result<Task, NodeError> {
         let name = AFFINE_ENVIRONMENTS[(index as usize) % AFFINE_ENVIRONMENTS.len()];
         let environment = envs::by_name(name)
             .ok_or_else(|| NodeError::Config(format!("no environment {name}")))?;
         let generated = environment
             .generate(seed, &json!({}))
             .map_err(environment_error)?;
-        Ok(ChallengeIssued {
-            challenge_id: format!("affine-{index}"),
+        Ok(Task {
             environment: name.into(),
-            seed,
             prompt: generated.prompt,
             extra_json: generated.extra_json,
-            target_uids: targets,
-            deadline_ms: now_ms + 60_000,
+            answer_within_ms: 60_000,
         })
     }
 
@@ -355,24 +357,15 @@ impl Driver for Loosh {
         json!({ "alpha": 0.3 }).to_string()
     }
 
-    fn challenge(
-        &mut self,
-        index: u64,
-        seed: u64,
-        targets: Vec<u16>,
-        now_ms: u64,
-    ) -> Result<ChallengeIssued, NodeError> {
+    fn task(&mut self, _index: u64, _challenge_id: &str, seed: u64) -> Result<Task, NodeError> {
         let generated = envs::prompt::Prompt
             .generate(seed, &json!({}))
             .map_err(environment_error)?;
-        Ok(ChallengeIssued {
-            challenge_id: format!("loosh-{index}"),
+        Ok(Task {
             environment: LOOSH_ENVIRONMENT.into(),
-            seed,
             prompt: generated.prompt,
             extra_json: "{}".into(),
-            target_uids: targets,
-            deadline_ms: now_ms + 60_000,
+            answer_within_ms: 60_000,
         })
     }
 
@@ -437,13 +430,7 @@ impl Driver for Quasar {
         json!({ "validator": "v1" }).to_string()
     }
 
-    fn challenge(
-        &mut self,
-        index: u64,
-        seed: u64,
-        targets: Vec<u16>,
-        now_ms: u64,
-    ) -> Result<ChallengeIssued, NodeError> {
+    fn task(&mut self, _index: u64, _challenge_id: &str, seed: u64) -> Result<Task, NodeError> {
         let generated = envs::needle::Needle
             .generate(
                 seed,
@@ -452,10 +439,8 @@ impl Driver for Quasar {
             .map_err(environment_error)?;
         let hidden: envs::needle::Hidden = serde_json::from_str(&generated.extra_json)
             .map_err(|error| NodeError::Evaluation(format!("needle: {error}")))?;
-        Ok(ChallengeIssued {
-            challenge_id: format!("quasar-{index}"),
+        Ok(Task {
             environment: QUASAR_ENVIRONMENT.into(),
-            seed,
             prompt: generated.prompt,
             extra_json: json!({
                 "dataset": hidden.dataset,
@@ -463,8 +448,7 @@ impl Driver for Quasar {
                 "expected_output": hidden.answer,
             })
             .to_string(),
-            target_uids: targets,
-            deadline_ms: now_ms + 300_000,
+            answer_within_ms: 300_000,
         })
     }
 
@@ -567,23 +551,14 @@ impl Driver for Omega {
         json!({ "mode": "two_pool", "competition_id": DEFAULT_COMPETITION }).to_string()
     }
 
-    fn challenge(
-        &mut self,
-        index: u64,
-        seed: u64,
-        targets: Vec<u16>,
-        now_ms: u64,
-    ) -> Result<ChallengeIssued, NodeError> {
+    fn task(&mut self, _index: u64, _challenge_id: &str, seed: u64) -> Result<Task, NodeError> {
         let topic =
             OMEGA_TOPICS[(SplitMix64::new(seed).next_u64() % OMEGA_TOPICS.len() as u64) as usize];
-        Ok(ChallengeIssued {
-            challenge_id: format!("omega-{index}"),
+        Ok(Task {
             environment: OMEGA_ENVIRONMENT.into(),
-            seed,
             prompt: topic.into(),
             extra_json: json!({ "num_videos": 5 }).to_string(),
-            target_uids: targets,
-            deadline_ms: now_ms + 60_000,
+            answer_within_ms: 60_000,
         })
     }
 
@@ -750,15 +725,8 @@ impl Driver for Aml {
         json!({ "config": { "flat_period_days": 0 } }).to_string()
     }
 
-    fn challenge(
-        &mut self,
-        index: u64,
-        seed: u64,
-        targets: Vec<u16>,
-        now_ms: u64,
-    ) -> Result<ChallengeIssued, NodeError> {
-        let challenge_id = format!("aml-{index}");
-        let alerts = aml_alerts(&challenge_id, seed);
+    fn task(&mut self, _index: u64, challenge_id: &str, seed: u64) -> Result<Task, NodeError> {
+        let alerts = aml_alerts(challenge_id, seed);
         let prompt = json!({
             "alerts": alerts.iter().map(|(id, address, _, signal)| json!({
                 "alert_id": id, "address": address, "risk_signal": signal,
@@ -769,14 +737,11 @@ impl Driver for Aml {
             .iter()
             .map(|(id, address, _, _)| (id.as_str(), address.as_str()))
             .collect();
-        Ok(ChallengeIssued {
-            challenge_id,
+        Ok(Task {
             environment: AML_ENVIRONMENT.into(),
-            seed,
             prompt,
             extra_json: json!({ "addresses": addresses }).to_string(),
-            target_uids: targets,
-            deadline_ms: now_ms + 3_600_000,
+            answer_within_ms: 3_600_000,
         })
     }
 

@@ -478,7 +478,21 @@ impl<C: Chain + 'static> Node<C> {
         let log_id = self.log.meta().log_id;
         let seed = challenge_seed(&log_id, index);
         let uids = targets.iter().map(|target| target.uid).collect();
-        let challenge = lock(&self.folded.driver).challenge(index, seed, uids, now_ms())?;
+        let challenge = {
+            let mut driver = lock(&self.folded.driver);
+            let challenge_id = drivers::challenge_id(driver.profile(), index);
+            let task = driver.task(index, &challenge_id, seed)?;
+            let issued_ms = now_ms();
+            ChallengeIssued {
+                challenge_id,
+                environment: task.environment,
+                seed,
+                prompt: task.prompt,
+                extra_json: task.extra_json,
+                target_uids: uids,
+                deadline_ms: issued_ms + task.answer_within_ms,
+            }
+        };
         self.append(vec![Payload::ChallengeIssued(challenge.clone())])
             .await?;
         self.query_and_evaluate(challenge).await?;
