@@ -395,6 +395,29 @@ pub struct EvaluationRecorded {
     pub fuel_used: Option<u64>,
 }
 
+impl EvaluationRecorded {
+    /// An evaluation outside the sandbox whose score is its one named metric.
+    pub fn single_metric(
+        challenge_id: impl Into<String>,
+        uid: u16,
+        evaluator: &str,
+        metric: &str,
+        score: f64,
+    ) -> Self {
+        Self {
+            challenge_id: challenge_id.into(),
+            uid,
+            score,
+            metrics: vec![Metric {
+                name: metric.into(),
+                value: score,
+            }],
+            evaluator: evaluator.into(),
+            fuel_used: None,
+        }
+    }
+}
+
 #[derive(
     Debug,
     Clone,

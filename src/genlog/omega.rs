@@ -14,7 +14,7 @@ use weightlog_replay::projection::omega::{
 };
 use weightlog_schema::Payload;
 use weightlog_schema::event::{
-    ChallengeIssued, EvaluationRecorded, ExternalScoreRecorded, Metric, UidScore,
+    ChallengeIssued, EvaluationRecorded, ExternalScoreRecorded, UidScore,
 };
 
 use super::world;
@@ -139,17 +139,15 @@ impl Scenario for Omega {
             } else {
                 0.0
             };
-            out.push(Payload::EvaluationRecorded(EvaluationRecorded {
-                challenge_id: challenge_id.clone(),
-                uid: miner.uid,
-                score: relevance,
-                metrics: vec![Metric {
-                    name: "relevance".into(),
-                    value: relevance,
-                }],
-                evaluator: EVALUATOR.into(),
-                fuel_used: None,
-            }));
+            out.push(Payload::EvaluationRecorded(
+                EvaluationRecorded::single_metric(
+                    challenge_id.as_str(),
+                    miner.uid,
+                    EVALUATOR,
+                    "relevance",
+                    relevance,
+                ),
+            ));
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use serde_json::json;
 use weightlog_replay::projection::quasar::{ENVIRONMENT, EVALUATOR_ACCURACY};
 use weightlog_replay::quasar::metric_score;
 use weightlog_schema::Payload;
-use weightlog_schema::event::{ChallengeIssued, EvaluationRecorded, Metric};
+use weightlog_schema::event::{ChallengeIssued, EvaluationRecorded};
 
 use super::world;
 use super::{Context, GenError, Scenario};
@@ -126,17 +126,15 @@ impl Scenario for Quasar {
                 body,
             ));
             if let Some(accuracy) = accuracy {
-                out.push(Payload::EvaluationRecorded(EvaluationRecorded {
-                    challenge_id: challenge_id.clone(),
-                    uid,
-                    score: accuracy,
-                    metrics: vec![Metric {
-                        name: "accuracy".into(),
-                        value: accuracy,
-                    }],
-                    evaluator: EVALUATOR_ACCURACY.into(),
-                    fuel_used: None,
-                }));
+                out.push(Payload::EvaluationRecorded(
+                    EvaluationRecorded::single_metric(
+                        challenge_id.as_str(),
+                        uid,
+                        EVALUATOR_ACCURACY,
+                        "accuracy",
+                        accuracy,
+                    ),
+                ));
             }
         }
         Ok(())

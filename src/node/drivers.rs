@@ -468,17 +468,15 @@ impl Driver for Quasar {
             };
             let accuracy = weightlog_replay::quasar::metric_score(dataset, text, expected, &[])
                 .map_err(|error| NodeError::Evaluation(error.to_string()))?;
-            out.push(Payload::EvaluationRecorded(EvaluationRecorded {
-                challenge_id: challenge.challenge_id.clone(),
-                uid: response.uid,
-                score: accuracy,
-                metrics: vec![Metric {
-                    name: "accuracy".into(),
-                    value: accuracy,
-                }],
-                evaluator: EVALUATOR_ACCURACY.into(),
-                fuel_used: None,
-            }));
+            out.push(Payload::EvaluationRecorded(
+                EvaluationRecorded::single_metric(
+                    challenge.challenge_id.as_str(),
+                    response.uid,
+                    EVALUATOR_ACCURACY,
+                    "accuracy",
+                    accuracy,
+                ),
+            ));
         }
         Ok(out)
     }
@@ -573,17 +571,13 @@ impl Driver for Omega {
                 let relevance = body_of(response)
                     .map(|answer| omega_relevance(&challenge.prompt, answer))
                     .unwrap_or(0.0);
-                Payload::EvaluationRecorded(EvaluationRecorded {
-                    challenge_id: challenge.challenge_id.clone(),
-                    uid: response.uid,
-                    score: relevance,
-                    metrics: vec![Metric {
-                        name: "relevance".into(),
-                        value: relevance,
-                    }],
-                    evaluator: OMEGA_EVALUATOR.into(),
-                    fuel_used: None,
-                })
+                Payload::EvaluationRecorded(EvaluationRecorded::single_metric(
+                    challenge.challenge_id.as_str(),
+                    response.uid,
+                    OMEGA_EVALUATOR,
+                    "relevance",
+                    relevance,
+                ))
             })
             .collect())
     }
