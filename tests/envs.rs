@@ -4,6 +4,9 @@
 //! as events are re-executed by the auditor (`replay verify --re-evaluate`) with the same
 //! scores and fuel.
 
+mod common;
+
+use common::issued_challenge;
 use serde_json::{Value, json};
 use weightlog::audit::{AuditOptions, MemorySource, Verdict, audit};
 use weightlog::envs::problems::{self, AbdProblem, DedProblem, DedTest, Posed};
@@ -16,19 +19,6 @@ use weightlog_schema::event::{
     ChallengeIssued, EvaluationRecorded, ResponseOutcome, ResponseReceived,
 };
 use weightlog_schema::{Event, Payload};
-
-fn challenge(environment: &dyn Environment, seed: u64, parameters: &Value) -> ChallengeIssued {
-    let generated = environment.generate(seed, parameters).expect("generate");
-    ChallengeIssued {
-        challenge_id: format!("{}-{seed}", environment.name()),
-        environment: environment.name().into(),
-        seed,
-        prompt: generated.prompt,
-        extra_json: generated.extra_json,
-        target_uids: vec![1],
-        deadline_ms: 0,
-    }
-}
 
 fn score(
     environment: &dyn Environment,
@@ -93,9 +83,9 @@ fn a_forged_challenge_is_refused() {
         (&needle::Needle, json!({"context_length": 100})),
     ];
     for (environment, parameters) in cases {
-        let mut forged = challenge(environment, 5, &parameters);
+        let mut forged = issued_challenge(environment, 5, &parameters);
         forged.seed = 6;
-        let other = challenge(environment, 6, &parameters);
+        let other = issued_challenge(environment, 6, &parameters);
         if other.extra_json != forged.extra_json {
             assert!(
                 matches!(
@@ -106,7 +96,7 @@ fn a_forged_challenge_is_refused() {
                 environment.name()
             );
         }
-        let mut changed_prompt = challenge(environment, 5, &parameters);
+        let mut changed_prompt = issued_challenge(environment, 5, &parameters);
         changed_prompt.prompt.push_str(" (easier)");
         assert!(environment.evaluate(&changed_prompt, Some("x")).is_err());
     }
@@ -115,7 +105,7 @@ fn a_forged_challenge_is_refused() {
 #[test]
 fn elr_takes_the_last_answer_tag_exactly() {
     for seed in 0..10 {
-        let issued = challenge(&elr::Elr, seed, &json!({}));
+        let issued = issued_challenge(&elr::Elr, seed, &json!({}));
         let answer = posed::<weightlog::envs::problems::ElrProblem>(&issued)
             .problem
             .answer;
@@ -146,7 +136,7 @@ fn elr_takes_the_last_answer_tag_exactly() {
 #[test]
 fn hvm_scores_the_planted_holes_and_refuses_malformed_ones() {
     for seed in 0..20 {
-        let issued = challenge(&hvm::Hvm, seed, &json!({}));
+        let issued = issued_challenge(&hvm::Hvm, seed, &json!({}));
         let (task, planted) = hvm::task(seed);
         assert_eq!(
             score(&hvm::Hvm, &issued, Some(&hvm::answer(&planted))),
@@ -192,7 +182,7 @@ fn hvm_scores_the_planted_holes_and_refuses_malformed_ones() {
 #[test]
 fn the_needle_is_found_at_any_context_length() {
     for (seed, context_length) in [(1, 16), (2, 1_000), (3, 20_000)] {
-        let issued = challenge(
+        let issued = issued_challenge(
             &needle::Needle,
             seed,
             &json!({"context_length": context_length}),
@@ -212,7 +202,7 @@ fn the_needle_is_found_at_any_context_length() {
         assert_eq!(score(&needle::Needle, &issued, Some("42")), 0.0);
         assert_eq!(score(&needle::Needle, &issued, None), 0.0);
     }
-    let count = challenge(
+    let count = issued_challenge(
         &needle::Needle,
         4,
         &json!({"context_length": 200, "dataset": "passage_count"}),
@@ -232,7 +222,7 @@ fn the_needle_is_found_at_any_context_length() {
 
 #[test]
 fn loosh_prompts_are_not_scored_here() {
-    let issued = challenge(&prompt::Prompt, 9, &json!({}));
+    let issued = issued_challenge(&prompt::Prompt, 9, &json!({}));
     assert!(!issued.prompt.is_empty());
     assert!(prompt::Prompt.evaluators().is_empty());
     assert!(matches!(
@@ -243,7 +233,7 @@ fn loosh_prompts_are_not_scored_here() {
 
 #[test]
 fn abd_scores_inputs_by_running_the_program() {
-    let issued = challenge(&abd::Abd, 3, &json!({}));
+    let issued = issued_challenge(&abd::Abd, 3, &json!({}));
     let problem = posed::<AbdProblem>(&issued).problem;
     let right = format!(
         "<think><INPUT>nope</INPUT></think>Here: <input>\n{}\n</INPUT>",
@@ -268,7 +258,7 @@ fn abd_scores_inputs_by_running_the_program() {
         input: "4\n1".into(),
         output: "9\n".into(),
     };
-    let issued = challenge(
+    let issued = issued_challenge(
         &abd::Abd,
         1,
         &json!({"problem": given, "fuel": 600_000_000u64}),
@@ -343,7 +333,7 @@ fn ded_scores_programs_against_every_case() {
         ],
         solution: "print(sum(map(int, input().split())))\n".into(),
     };
-    let issued = challenge(
+    let issued = issued_challenge(
         &ded::Ded,
         1,
         &json!({"problem": problem, "fuel": 600_000_000u64}),
@@ -377,7 +367,7 @@ fn ded_scores_programs_against_every_case() {
         }],
         solution: "def twice(xs):\n    return xs + xs\n".into(),
     };
-    let issued = challenge(&ded::Ded, 2, &json!({"problem": function}));
+    let issued = issued_challenge(&ded::Ded, 2, &json!({"problem": function}));
     assert_eq!(
         score(
             &ded::Ded,
@@ -408,7 +398,7 @@ fn user_problem_sets_load_from_jsonl() {
     assert!(problems::load_jsonl::<problems::ElrProblem>(&path).is_err());
     std::fs::write(&path, "\n").unwrap();
     assert!(problems::load_jsonl::<problems::ElrProblem>(&path).is_err());
-    let issued = challenge(&elr::Elr, 0, &json!({"problem": loaded[1]}));
+    let issued = issued_challenge(&elr::Elr, 0, &json!({"problem": loaded[1]}));
     let answer = format!("<Answer>{}</Answer>", loaded[1].answer);
     assert_eq!(score(&elr::Elr, &issued, Some(&answer)), 1.0);
 }
@@ -429,13 +419,13 @@ fn log_with_evaluations(lie: Option<usize>) -> (Vec<Event>, usize) {
         timestamp_ms += 1;
         events.push(Event::new(timestamp_ms, payload));
     };
-    let abd_issued = challenge(&abd::Abd, 11, &json!({"fuel": 600_000_000u64}));
+    let abd_issued = issued_challenge(&abd::Abd, 11, &json!({"fuel": 600_000_000u64}));
     let abd_input = posed::<AbdProblem>(&abd_issued).problem.input;
-    let ded_issued = challenge(&ded::Ded, 12, &json!({}));
+    let ded_issued = issued_challenge(&ded::Ded, 12, &json!({}));
     let ded_solution = posed::<DedProblem>(&ded_issued).problem.solution;
-    let elr_issued = challenge(&elr::Elr, 13, &json!({}));
-    let hvm_issued = challenge(&hvm::Hvm, 14, &json!({}));
-    let needle_issued = challenge(&needle::Needle, 15, &json!({"context_length": 300}));
+    let elr_issued = issued_challenge(&elr::Elr, 13, &json!({}));
+    let hvm_issued = issued_challenge(&hvm::Hvm, 14, &json!({}));
+    let needle_issued = issued_challenge(&needle::Needle, 15, &json!({"context_length": 300}));
     let needle_answer: needle::Hidden = serde_json::from_str(&needle_issued.extra_json).unwrap();
     let plan: Vec<(&dyn Environment, ChallengeIssued, Vec<Option<String>>)> = vec![
         (
@@ -474,7 +464,7 @@ fn log_with_evaluations(lie: Option<usize>) -> (Vec<Event>, usize) {
         ),
         (
             &envs::sat::Sat,
-            challenge(&envs::sat::Sat, 16, &json!({})),
+            issued_challenge(&envs::sat::Sat, 16, &json!({})),
             vec![
                 Some(envs::sat::answer(&envs::sat::formula(16, 15, 10).1)),
                 None,

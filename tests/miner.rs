@@ -1,6 +1,8 @@
 //! The miner client against misbehaving loopback servers, the reference miner's request
 //! checks, and its answers for every environment scored through the real client.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::issued_challenge;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,7 +22,7 @@ use weightlog::miner::{
     ChallengeAnswer, ChallengeRequest, ClientConfig, MinerClient, MinerReply, MinerTarget,
     ReferenceConfig, RunningMiner, Upstream, spawn,
 };
-use weightlog_schema::event::{AccountId, Axon, ChallengeIssued, Neuron, ResponseOutcome};
+use weightlog_schema::event::{AccountId, Axon, Neuron, ResponseOutcome};
 
 fn validator_key() -> Hotkey {
     Hotkey::from_seed(&[1; 32])
@@ -676,23 +679,6 @@ async fn the_reference_miner_refuses_what_it_must() {
 
 // ------------------------------------------------------------------ answers, scored
 
-fn issued(
-    environment: &dyn Environment,
-    seed: u64,
-    parameters: serde_json::Value,
-) -> ChallengeIssued {
-    let generated = environment.generate(seed, &parameters).unwrap();
-    ChallengeIssued {
-        challenge_id: format!("{}-{seed}", environment.name()),
-        environment: environment.name().into(),
-        seed,
-        prompt: generated.prompt,
-        extra_json: generated.extra_json,
-        target_uids: vec![1],
-        deadline_ms: 0,
-    }
-}
-
 async fn ask(
     client: &MinerClient,
     miner: &RunningMiner,
@@ -721,7 +707,7 @@ async fn scores(
     let (good, bad) = (reference(1.0, 1).await, reference(0.0, 2).await);
     let (mut good_scores, mut bad_scores) = (Vec::new(), Vec::new());
     for seed in seeds {
-        let challenge = issued(environment, seed, parameters.clone());
+        let challenge = issued_challenge(environment, seed, &parameters);
         for (miner, scores) in [(&good, &mut good_scores), (&bad, &mut bad_scores)] {
             let answer = ask(
                 &client,
@@ -778,7 +764,7 @@ async fn quality_decides_quasar_accuracy() {
     let client = client(quick_config());
     let (good, bad) = (reference(1.0, 1).await, reference(0.0, 2).await);
     for seed in 0..6 {
-        let challenge = issued(needle, seed, json!({"context_length": 400}));
+        let challenge = issued_challenge(needle, seed, &json!({"context_length": 400}));
         let hidden: envs::needle::Hidden = serde_json::from_str(&challenge.extra_json).unwrap();
         for name in ["quasar:long_context", "quasar:needle"] {
             let right = ask(
@@ -837,7 +823,7 @@ async fn loosh_answers_agree_on_topic_and_differ_off_topic() {
     );
     let mut reworded = 0;
     for seed in 0..12 {
-        let challenge = issued(prompt_env, seed, json!({}));
+        let challenge = issued_challenge(prompt_env, seed, &json!({}));
         let a = ask(
             &client,
             &first,
@@ -1085,7 +1071,7 @@ fn the_miner_command_prints_its_address_and_hotkey_and_answers() {
     assert_eq!(hotkey, format!("hotkey {}", miner_key().ss58()));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let reply = runtime.block_on(async {
-        let challenge = issued(&envs::sat::Sat, 5, json!({}));
+        let challenge = issued_challenge(&envs::sat::Sat, 5, &json!({}));
         let target = MinerTarget {
             uid: 0,
             hotkey: account(&miner_key()),

@@ -6,9 +6,11 @@ pub mod tamper;
 
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+use weightlog::envs::Environment;
 use weightlog::keys::Hotkey;
 use weightlog::log::{Genesis, Log};
-use weightlog_schema::event::{EventKind, LogId};
+use weightlog_schema::event::{ChallengeIssued, EventKind, LogId};
 use weightlog_schema::{Event, samples};
 
 /// The fixture wallet directory beside the repository.
@@ -50,4 +52,23 @@ pub fn workload(first_seed: u64, count: u64) -> Vec<Event> {
     (first_seed..first_seed + count)
         .map(|seed| samples::sample(WORKLOAD_KINDS[(seed % 5) as usize], seed))
         .collect()
+}
+
+/// The challenge `environment` generates from `seed` and `parameters`, as a validator
+/// records it (id `<environment>-<seed>`, sent to uid 1).
+pub fn issued_challenge(
+    environment: &dyn Environment,
+    seed: u64,
+    parameters: &Value,
+) -> ChallengeIssued {
+    let generated = environment.generate(seed, parameters).expect("generate");
+    ChallengeIssued {
+        challenge_id: format!("{}-{seed}", environment.name()),
+        environment: environment.name().into(),
+        seed,
+        prompt: generated.prompt,
+        extra_json: generated.extra_json,
+        target_uids: vec![1],
+        deadline_ms: 0,
+    }
 }
