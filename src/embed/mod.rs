@@ -8,6 +8,7 @@
 //! auditor re-embeds with any backend and checks each record within
 //! [`quantize::RE_EMBED_COSINE_MIN`].
 
+mod attention;
 mod model;
 pub mod quantize;
 
@@ -217,17 +218,33 @@ impl Embedder {
         let mut ids = Vec::with_capacity(batch * sequence);
         let mut type_ids = Vec::with_capacity(batch * sequence);
         let mut mask = Vec::with_capacity(batch * sequence);
+        let mut lengths = Vec::with_capacity(batch);
         for encoding in &encodings {
             assert_eq!(encoding.len(), sequence, "batch padding gives one length");
             ids.extend(encoding.get_ids().iter().map(|id| i64::from(*id)));
             type_ids.extend(encoding.get_type_ids().iter().map(|id| i64::from(*id)));
             mask.extend(encoding.get_attention_mask().iter().map(|m| *m as f32));
+            let length = encoding
+                .get_attention_mask()
+                .iter()
+                .filter(|m| **m == 1)
+                .count();
+            // The model skips padding by length, so it must all come after the tokens.
+            assert!(
+                encoding.get_attention_mask()[length..]
+                    .iter()
+                    .all(|m| *m == 0),
+                "the tokenizer pads on the right"
+            );
+            lengths.push(length);
         }
         let shape = [batch, sequence];
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &self.device);
         let type_ids = Tensor::<2, Int>::from_data(TensorData::new(type_ids, shape), &self.device);
         let mask = Tensor::<2>::from_data(TensorData::new(mask, shape), &self.device);
-        let output = self.model.forward(ids, type_ids, mask);
+        let output = self
+            .model
+            .forward(ids, type_ids, mask, &lengths, self.backend);
         let values: Vec<f32> =
             output
                 .into_data()
