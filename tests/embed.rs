@@ -134,6 +134,32 @@ fn cpu_embeddings_are_bit_identical_across_runs_and_thread_counts() {
 }
 
 #[test]
+fn a_cpu_embedding_depends_only_on_its_text_not_on_batch_size_or_company() {
+    // `embed` sorts by length and cuts passes by size, so each of these runs groups the
+    // texts differently; every text must still get the same bits.
+    let texts = texts();
+    let reference = cpu().embed(&texts, 32).unwrap();
+    for batch_size in [1, 3, 7] {
+        assert_eq!(
+            cpu().embed(&texts, batch_size).unwrap(),
+            reference,
+            "batch size {batch_size}"
+        );
+    }
+    let reversed: Vec<&str> = texts.iter().rev().copied().collect();
+    let mut embeddings = cpu().embed(&reversed, 32).unwrap();
+    embeddings.reverse();
+    assert_eq!(embeddings, reference, "texts in reverse order");
+    for (index, text) in texts.iter().enumerate().step_by(5) {
+        assert_eq!(
+            cpu().embed(&[text], 32).unwrap()[0],
+            reference[index],
+            "text {index} alone"
+        );
+    }
+}
+
+#[test]
 fn quantised_embeddings_stay_within_the_re_embed_tolerance() {
     let texts = texts();
     let embeddings = cpu().embed(&texts, 32).unwrap();

@@ -2,8 +2,9 @@
 //! default, wgpu behind the `wgpu` feature. Weights and tokenizer are the pinned asset
 //! [`crate::assets::MINILM`].
 //!
-//! Embeddings are not bit-identical across backends, batch make-ups or CPUs (see
-//! ../shared/specs/embeddings.md §7), so the log records each one quantised
+//! Embeddings are not bit-identical across backends or CPUs (see
+//! ../shared/specs/embeddings.md §7; on one CPU backend they do not depend on batch make-up or
+//! thread count), so the log records each one quantised
 //! ([`quantize::Quantized`], `EmbeddingComputed`) and projections work from the record. An
 //! auditor re-embeds with any backend and checks each record within
 //! [`quantize::RE_EMBED_COSINE_MIN`].
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::assets::{self, AssetDir, Cache};
 pub use model::HIDDEN_SIZE;
@@ -30,6 +31,13 @@ pub const TOKENS_MAX: usize = 256;
 pub const BATCH_SIZE_DEFAULT: usize = 32;
 /// The most texts one forward pass takes.
 pub const BATCH_SIZE_MAX: usize = 1024;
+/// About the most padded tokens one forward pass takes, so that its activations stay in the
+/// cores' caches; see [`Embedder::embed`]. Chosen with `benches/embed.rs`: against no cap,
+/// 256 short texts at batch 256 ran 279 to 420 sentences/s, and 64 texts of 200 tokens at
+/// batch 32 ran 25 to 33; 512, 2048 and 4096 did worse than 1024 on one of the two.
+pub const TOKENS_PER_PASS: usize = 1024;
+/// BERT's `[PAD]` id, and the type id of padding.
+const PAD_ID: i64 = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -177,65 +185,70 @@ impl Embedder {
 
     /// The token ids of each text (truncated at [`TOKENS_MAX`], unpadded).
     pub fn tokens(&self, texts: &[&str]) -> Result<Vec<Tokens>, EmbedError> {
-        let mut tokenizer = self.tokenizer.clone();
-        tokenizer.with_padding(None);
-        texts
-            .iter()
-            .map(|text| {
-                let encoding = tokenizer
-                    .encode(*text, true)
-                    .map_err(|error| EmbedError::Tokenize(error.to_string()))?;
-                Ok(Tokens {
-                    ids: encoding.get_ids().to_vec(),
-                    type_ids: encoding.get_type_ids().to_vec(),
-                    mask: encoding.get_attention_mask().to_vec(),
-                })
-            })
-            .collect()
-    }
-
-    /// Unit-length embeddings, `batch_size` texts per forward pass (padded to the longest
-    /// in each batch). The same texts in the same batches give the same bits on the CPU
-    /// backend; another batch make-up may move the last bits.
-    pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if !(1..=BATCH_SIZE_MAX).contains(&batch_size) {
-            return Err(EmbedError::BatchSize(batch_size));
-        }
-        let mut embeddings = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(batch_size) {
-            embeddings.extend(self.embed_batch(batch)?);
-        }
-        Ok(embeddings)
-    }
-
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|error| EmbedError::Tokenize(error.to_string()))?;
-        let batch = encodings.len();
-        let sequence = encodings.first().map_or(0, |encoding| encoding.len());
-        let mut ids = Vec::with_capacity(batch * sequence);
-        let mut type_ids = Vec::with_capacity(batch * sequence);
-        let mut mask = Vec::with_capacity(batch * sequence);
+        Ok(encodings
+            .iter()
+            .map(|encoding| Tokens {
+                ids: encoding.get_ids().to_vec(),
+                type_ids: encoding.get_type_ids().to_vec(),
+                mask: encoding.get_attention_mask().to_vec(),
+            })
+            .collect())
+    }
+
+    /// Unit-length embeddings, one per text, in the order given; at most `batch_size` texts
+    /// per forward pass.
+    ///
+    /// As sentence-transformers does, the texts go through longest first, so each pass pads
+    /// its texts to lengths close to their own. A pass also stops at about
+    /// [`TOKENS_PER_PASS`] padded tokens, which keeps its activations in cache. On the CPU
+    /// backend none of this shows in the result: a text's embedding does not depend on the
+    /// other texts, their order or the batch size, nor on the thread count.
+    pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if !(1..=BATCH_SIZE_MAX).contains(&batch_size) {
+            return Err(EmbedError::BatchSize(batch_size));
+        }
+        let tokens = self.tokens(texts)?;
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|index| std::cmp::Reverse(tokens[*index].ids.len()));
+        let mut embeddings = vec![Vec::new(); tokens.len()];
+        let mut rest = &order[..];
+        while let Some(first) = rest.first() {
+            let longest = tokens[*first].ids.len().max(1);
+            let take = batch_size
+                .min(TOKENS_PER_PASS / longest)
+                .clamp(1, rest.len());
+            let (pass, after) = rest.split_at(take);
+            let pass_tokens: Vec<&Tokens> = pass.iter().map(|index| &tokens[*index]).collect();
+            for (index, embedding) in pass.iter().zip(self.embed_pass(&pass_tokens)?) {
+                embeddings[*index] = embedding;
+            }
+            rest = after;
+        }
+        Ok(embeddings)
+    }
+
+    /// One forward pass over texts already tokenized, padded on the right to the longest.
+    fn embed_pass(&self, texts: &[&Tokens]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let batch = texts.len();
+        let sequence = texts.iter().map(|text| text.ids.len()).max().unwrap_or(0);
+        let mut ids = vec![PAD_ID; batch * sequence];
+        let mut type_ids = vec![PAD_ID; batch * sequence];
+        let mut mask = vec![0.0f32; batch * sequence];
         let mut lengths = Vec::with_capacity(batch);
-        for encoding in &encodings {
-            assert_eq!(encoding.len(), sequence, "batch padding gives one length");
-            ids.extend(encoding.get_ids().iter().map(|id| i64::from(*id)));
-            type_ids.extend(encoding.get_type_ids().iter().map(|id| i64::from(*id)));
-            mask.extend(encoding.get_attention_mask().iter().map(|m| *m as f32));
-            let length = encoding
-                .get_attention_mask()
-                .iter()
-                .filter(|m| **m == 1)
-                .count();
-            // The model skips padding by length, so it must all come after the tokens.
-            assert!(
-                encoding.get_attention_mask()[length..]
-                    .iter()
-                    .all(|m| *m == 0),
-                "the tokenizer pads on the right"
-            );
+        for (row, text) in texts.iter().enumerate() {
+            let length = text.ids.len();
+            let at = row * sequence;
+            for (slot, id) in ids[at..at + length].iter_mut().zip(&text.ids) {
+                *slot = i64::from(*id);
+            }
+            for (slot, id) in type_ids[at..at + length].iter_mut().zip(&text.type_ids) {
+                *slot = i64::from(*id);
+            }
+            mask[at..at + length].fill(1.0);
             lengths.push(length);
         }
         let shape = [batch, sequence];
@@ -280,10 +293,8 @@ fn load_tokenizer(path: &std::path::Path) -> Result<Tokenizer, EmbedError> {
             ..Default::default()
         }))
         .map_err(|error| tokenizer_error(error.to_string()))?;
-    tokenizer.with_padding(Some(PaddingParams {
-        strategy: PaddingStrategy::BatchLongest,
-        ..Default::default()
-    }));
+    // Passes are padded by [`Embedder::embed_pass`], after sorting by length.
+    tokenizer.with_padding(None);
     Ok(tokenizer)
 }
 
