@@ -16,6 +16,7 @@
 use rayon::prelude::*;
 
 use super::model::{ATTENTION_HEADS, HEAD_SIZE, HIDDEN_SIZE};
+use super::simd::widest_simd;
 
 /// `softmax(q kᵀ / sqrt(HEAD_SIZE)) v` for every head of every text.
 ///
@@ -84,9 +85,7 @@ pub(super) fn self_attention(
                     gemm::Parallelism::None,
                 );
             }
-            for row in scores.chunks_exact_mut(length) {
-                softmax_in_place(row);
-            }
+            softmax_rows(&mut scores, length);
             // SAFETY: the destination is the same block of `context` as the query block
             // above: inside it, and written by this task alone, since each (text, head)
             // pair owns its rows' HEAD_SIZE columns and the pairs are distinct tasks.
@@ -133,7 +132,21 @@ impl SharedOutput {
     }
 }
 
+widest_simd! {
+    /// Every `length`-long row of `scores` through [`softmax_in_place`], vectorised as
+    /// widely as the CPU allows (the bits are the same at every width).
+    fn softmax_rows(scores: &mut [f32], length: usize) = softmax_rows_portable;
+}
+
+#[inline(always)]
+fn softmax_rows_portable(scores: &mut [f32], length: usize) {
+    for row in scores.chunks_exact_mut(length) {
+        softmax_in_place(row);
+    }
+}
+
 /// `row := softmax(row)`, shifted by the row's maximum so every exponent is <= 0.
+#[inline(always)]
 fn softmax_in_place(row: &mut [f32]) {
     let max = fold_in_lanes(row, f32::NEG_INFINITY, f32::max);
     for score in row.iter_mut() {
@@ -148,6 +161,7 @@ fn softmax_in_place(row: &mut [f32]) {
 /// `values` folded with `op` in eight interleaved lanes, then the lanes and the tail in
 /// order. The order is fixed, so are the bits; and unlike one running fold (a chain the
 /// compiler must keep in order) the lanes fit in vector registers.
+#[inline(always)]
 fn fold_in_lanes(values: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
     const LANES: usize = 8;
     let mut lanes = [init; LANES];
@@ -171,13 +185,15 @@ fn fold_in_lanes(values: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32
 /// -87 the result would leave the normal range; it is pinned at e^-87 (1.6e-38), which is
 /// nothing beside the row maximum's e^0. No branch, no call: the softmax loop vectorises,
 /// and plain IEEE arithmetic gives the same bits on every x86-64 CPU.
+#[inline(always)]
 pub(super) fn exp_non_positive(x: f32) -> f32 {
     const LN2_HIGH: f32 = 0.693_359_4;
     const LN2_LOW: f32 = -2.121_944_4e-4;
     // Adding and removing 1.5 × 2²³ rounds to the nearest integer without a call.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 0.0);
-    let k = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let rounded = x * std::f32::consts::LOG2_E + ROUND;
+    let k = rounded - ROUND;
     let r = x - k * LN2_HIGH - k * LN2_LOW;
     let series = 1.0
         + r * (1.0
@@ -185,7 +201,11 @@ pub(super) fn exp_non_positive(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let two_to_k = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    // `rounded` is 1.5 × 2²³ + k exactly, so its bits are ROUND's bits + k: k's integer is
+    // read from them with integer arithmetic, which vectorises (an `as i32` cast
+    // saturates, and compiled to a scalar conversion per lane).
+    let k_bits = rounded.to_bits().wrapping_sub(ROUND.to_bits());
+    let two_to_k = f32::from_bits(k_bits.wrapping_add(127) << 23);
     series * two_to_k
 }
 
@@ -282,5 +302,24 @@ mod tests {
         value[7 * HIDDEN_SIZE] = 1e6;
         let again = self_attention(&query, &key, &value, &lengths, sequence);
         assert_eq!(got, again);
+    }
+
+    #[test]
+    fn softmax_gives_the_same_bits_at_every_vector_width() {
+        // Rows of every length up to 40 (tails of every size after the 8-lane folds), with
+        // scores from -60 to 60, so some exponents reach the -87 floor.
+        for length in 1..=40usize {
+            let mut widest: Vec<f32> = (0..length * length)
+                .map(|index| {
+                    let mixed = (index as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                    (mixed as f32 / (1u64 << 24) as f32) * 120.0 - 60.0
+                })
+                .collect();
+            let mut portable = widest.clone();
+            softmax_rows(&mut widest, length);
+            softmax_rows_portable(&mut portable, length);
+            let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&widest), bits(&portable), "rows of {length}");
+        }
     }
 }

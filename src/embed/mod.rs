@@ -12,6 +12,7 @@
 mod attention;
 mod model;
 pub mod quantize;
+mod simd;
 
 use std::fmt;
 use std::path::PathBuf;
