@@ -5,9 +5,9 @@
 //! that was a quarter of a long text's forward pass. Here each (text, head) pair is one task
 //! on rayon's pool: two gemm products read the heads in place through strides, the softmax
 //! uses [`exp_non_positive`] (vectorisable), and a text's padding is skipped rather than
-//! masked: padding sits at the end of each row (the tokenizer pads on the right), so the
-//! first `length` keys are exactly the unmasked ones. Padded query rows get a zero context;
-//! mean pooling never reads them and no real token attends to them.
+//! masked: padding sits at the end of each row (`Embedder::embed_pass` pads on the right),
+//! so the first `length` keys are exactly the unmasked ones. Padded query rows get a zero
+//! context; mean pooling never reads them and no real token attends to them.
 //!
 //! Every task runs gemm on one thread and writes only its own block of the output (its
 //! text's rows, its head's columns), so the bits do not depend on how many threads rayon

@@ -35,7 +35,8 @@ pub const BATCH_SIZE_MAX: usize = 1024;
 /// About the most padded tokens one forward pass takes, so that its activations stay in the
 /// cores' caches; see [`Embedder::embed`]. Chosen with `benches/embed.rs`: against no cap,
 /// 256 short texts at batch 256 ran 279 to 420 sentences/s, and 64 texts of 200 tokens at
-/// batch 32 ran 25 to 33; 512, 2048 and 4096 did worse than 1024 on one of the two.
+/// batch 32 ran 25 to 33; 512, 2048 and 4096 each did worse than 1024 on at least one of the
+/// two.
 pub const TOKENS_PER_PASS: usize = 1024;
 /// BERT's `[PAD]` id, and the type id of padding.
 const PAD_ID: i64 = 0;
