@@ -239,7 +239,6 @@ impl Embedder {
         let sequence = texts.iter().map(|text| text.ids.len()).max().unwrap_or(0);
         let mut ids = vec![PAD_ID; batch * sequence];
         let mut type_ids = vec![PAD_ID; batch * sequence];
-        let mut mask = vec![0.0f32; batch * sequence];
         let mut lengths = Vec::with_capacity(batch);
         for (row, text) in texts.iter().enumerate() {
             let length = text.ids.len();
@@ -250,16 +249,12 @@ impl Embedder {
             for (slot, id) in type_ids[at..at + length].iter_mut().zip(&text.type_ids) {
                 *slot = i64::from(*id);
             }
-            mask[at..at + length].fill(1.0);
             lengths.push(length);
         }
         let shape = [batch, sequence];
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &self.device);
         let type_ids = Tensor::<2, Int>::from_data(TensorData::new(type_ids, shape), &self.device);
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, shape), &self.device);
-        let output = self
-            .model
-            .forward(ids, type_ids, mask, &lengths, self.backend);
+        let output = self.model.forward(ids, type_ids, &lengths, self.backend);
         let values: Vec<f32> =
             output
                 .into_data()

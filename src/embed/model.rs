@@ -306,19 +306,27 @@ impl MiniLm {
         Ok(model)
     }
 
-    /// Unit-length sentence embeddings `[batch, HIDDEN_SIZE]` of token ids `[batch, seq]`
-    /// whose `mask` (1 = token, 0 = padding) marks the real tokens; `lengths` counts each
-    /// text's tokens, padding being at the end.
+    /// Unit-length sentence embeddings `[batch, HIDDEN_SIZE]` of token ids `[batch, seq]`,
+    /// padded on the right: text `i` has `lengths[i]` real tokens, then padding.
     pub fn forward(
         &self,
         token_ids: Tensor<2, Int>,
         token_type_ids: Tensor<2, Int>,
-        mask: Tensor<2>,
         lengths: &[usize],
         backend: Backend,
     ) -> Tensor<2> {
         let [batch, sequence] = token_ids.dims();
         let device = token_ids.device();
+        assert!(
+            lengths.len() == batch && lengths.iter().all(|length| *length <= sequence),
+            "lengths {lengths:?} do not fit token ids of shape [{batch}, {sequence}]"
+        );
+        // 1 on each text's real tokens, 0 on its padding.
+        let mut mask = vec![0.0f32; batch * sequence];
+        for (row, length) in mask.chunks_exact_mut(sequence.max(1)).zip(lengths) {
+            row[..*length].fill(1.0);
+        }
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [batch, sequence]), &device);
         let positions = Tensor::<1, Int>::arange(0..sequence as i64, &device)
             .reshape([1, sequence])
             .repeat_dim(0, batch);
