@@ -52,6 +52,44 @@ fn encode_unchecked(event: &Event) -> Vec<u8> {
     }
 }
 
+/// Whether `event` encodes to exactly `bytes`. The encoder writes into a [`Compare`] that
+/// checks each write against `bytes` as it comes, so the check allocates nothing (a replay
+/// runs it for every event) and stops at the first byte that differs.
+fn encodes_to(event: &Event, bytes: &[u8]) -> bool {
+    let compare = Compare {
+        expected: bytes,
+        written: 0,
+    };
+    match rkyv::api::high::to_bytes_in::<_, rancor::Failure>(event, compare) {
+        Ok(compare) => compare.written == bytes.len(),
+        Err(rancor::Failure) => false,
+    }
+}
+
+/// An rkyv writer that keeps nothing: it compares what is written with `expected` and fails
+/// at the first write that does not match (or runs past its end).
+struct Compare<'a> {
+    expected: &'a [u8],
+    written: usize,
+}
+
+impl rkyv::ser::Positional for Compare<'_> {
+    fn pos(&self) -> usize {
+        self.written
+    }
+}
+
+impl rkyv::ser::Writer<rancor::Failure> for Compare<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), rancor::Failure> {
+        let end = self.written + bytes.len();
+        if self.expected.get(self.written..end) != Some(bytes) {
+            return Err(rancor::Failure);
+        }
+        self.written = end;
+        Ok(())
+    }
+}
+
 /// Validates untrusted bytes and returns a zero-copy view of the archived event.
 /// This checks structure only; use [`decode`] for the full canonical and semantic checks.
 pub fn access(bytes: &[u8]) -> Result<&ArchivedEvent, CodecError> {
@@ -76,7 +114,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CodecError> {
             reason: error.to_string(),
         }
     })?;
-    if encode_unchecked(&event) != bytes {
+    if !encodes_to(&event, bytes) {
         return Err(CodecError::NonCanonical);
     }
     check(&event)?;

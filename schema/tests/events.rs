@@ -103,7 +103,7 @@ fn structural_corruption_is_rejected() {
     // Bytes that are valid but not in canonical form (padding before the data) are refused.
     let mut padded = vec![0u8; 16];
     padded.extend_from_slice(&bytes);
-    assert!(codec::decode(&padded).is_err());
+    assert_eq!(codec::decode(&padded), Err(CodecError::NonCanonical));
     assert!(codec::decode(&[]).is_err());
     assert!(codec::decode(&[0xff; 64]).is_err());
 }
