@@ -72,7 +72,7 @@ fn pool(threads: usize) -> rayon::ThreadPool {
 }
 
 fn replay(path: &Path, threads: usize) {
-    let source = LogSource::new(LogReader::open(path).expect("open"));
+    let source = LogSource::open(path).expect("open");
     let options = AuditOptions {
         threads,
         ..AuditOptions::default()
@@ -83,7 +83,7 @@ fn replay(path: &Path, threads: usize) {
 }
 
 fn read_all(path: &Path) -> Vec<Vec<u8>> {
-    let source = LogSource::new(LogReader::open(path).expect("open"));
+    let source = LogSource::open(path).expect("open");
     let mut all = Vec::new();
     source
         .read(0, u64::MAX, &mut |_, bytes| {

@@ -7,7 +7,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{CliError, ReplayCommand, ReplayVerifyArgs};
 use crate::audit::{self, AuditCheckpoint, AuditOptions, AuditReport, LogSource, Verdict};
-use crate::log::LogReader;
 
 pub(super) fn replay(command: ReplayCommand) -> Result<(), CliError> {
     match command {
@@ -45,9 +44,8 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
         decision_lag_events: args.decision_lag,
         re_embed,
     };
-    let reader = LogReader::open(&args.log)?;
-    let size = reader.size()?;
-    let source = LogSource::new(reader);
+    let source = LogSource::open(&args.log)?;
+    let size = source.reader().size()?;
 
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(size);

@@ -184,8 +184,7 @@ pub fn audit_log(
     path: &std::path::Path,
     embedder: Option<Arc<Embedder>>,
 ) -> Result<AuditReport, NodeError> {
-    let reader = LogReader::open(path)?;
-    let source = LogSource::new(reader);
+    let source = LogSource::open(path)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let options = AuditOptions {
         threads,
