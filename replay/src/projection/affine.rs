@@ -484,33 +484,37 @@ impl Projection for AffineStagesV2 {
                         environments
                             .iter()
                             .map(|(name, data)| {
-                                let mut entry = json!({ "scores": data.scores });
+                                let scores = data.scores.iter().copied().map(Value::from);
+                                let mut entry = Map::new();
+                                entry.insert("scores".into(), Value::Array(scores.collect()));
                                 if let Some(completeness) = data.completeness {
-                                    entry["completeness"] = json!(completeness);
+                                    entry.insert("completeness".into(), completeness.into());
                                 }
                                 if let Some(count) = data.completed_count {
-                                    entry["completed_count"] = json!(count);
+                                    entry.insert("completed_count".into(), count.into());
                                 }
-                                (name.clone(), entry)
+                                (name.clone(), Value::Object(entry))
                             })
                             .collect()
                     })
                     .unwrap_or_default();
-                json!({
+                let mut miner = json!({
                     "uid": commitment.uid,
                     "hotkey": commitment.hotkey,
                     "model_repo": commitment.model_repo,
                     "model_revision": commitment.model_revision,
                     "first_block": commitment.first_block,
-                    "env": environments,
-                })
+                });
+                // Moved in: a value inside `json!` is serialised again, copying every sample.
+                miner["env"] = Value::Object(environments);
+                miner
             })
             .collect();
         let mut input = json!({
             "mode": MODE,
             "environments": profile.environments,
-            "miners": miners,
         });
+        input["miners"] = Value::Array(miners);
         let parse = |text: &str, what: &str| {
             serde_json::from_str::<Value>(text).map_err(|error| {
                 MechanismError::invalid(format!("stored affine {what} does not parse: {error}"))

@@ -97,7 +97,10 @@ struct StagesInput {
     environments: Vec<String>,
     #[serde(default)]
     env_configs: Option<BTreeMap<String, EnvironmentConfig>>,
-    miners: Vec<Value>,
+    /// Only checked to be a list here: [`read_miners`] reads the entries where they are in
+    /// the input, so that parsing does not copy every miner's samples.
+    #[allow(dead_code)]
+    miners: Vec<serde::de::IgnoredAny>,
     #[serde(default)]
     burn_percentage: Option<f64>,
     #[serde(default)]
@@ -106,13 +109,17 @@ struct StagesInput {
 
 /// Runs `stages_v2` on its JSON input (see specs/mechanism-io/README.md).
 pub fn run(input: &Value) -> Result<Value, MechanismError> {
+    let miner_entries = input
+        .get("miners")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
     let input: StagesInput = parse(input, "stages_v2 input")?;
     let config = input.config.unwrap_or_default();
     validate_config(&config)?;
     let environment_configs = input.env_configs.unwrap_or_default();
     check_environment_names(&input.environments)?;
 
-    let miners = read_miners(&input.miners, &input.environments)?;
+    let miners = read_miners(miner_entries, &input.environments)?;
     let minimum_completeness: Vec<f64> = input
         .environments
         .iter()
