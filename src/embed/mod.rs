@@ -118,12 +118,12 @@ impl Backend {
     }
 }
 
-/// Token ids of one text, as the model sees them.
+/// Token ids of one text, as the model sees them. Every id is a real token: padding is
+/// added per forward pass inside [`Embedder::embed`], so there is no mask to carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tokens {
     pub ids: Vec<u32>,
     pub type_ids: Vec<u32>,
-    pub mask: Vec<u32>,
 }
 
 /// A loaded model and tokenizer on one backend.
@@ -196,7 +196,6 @@ impl Embedder {
             .map(|encoding| Tokens {
                 ids: encoding.get_ids().to_vec(),
                 type_ids: encoding.get_type_ids().to_vec(),
-                mask: encoding.get_attention_mask().to_vec(),
             })
             .collect())
     }
