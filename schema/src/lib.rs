@@ -17,6 +17,10 @@ pub mod samples;
 pub mod signature;
 pub mod ss58;
 
+// Linked only for its "std" feature: rkyv validates archived strings with simdutf8, which
+// then picks its AVX2 or SSE4.2 check at run time (see the workspace Cargo.toml).
+use simdutf8 as _;
+
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 pub use codec::{CodecError, EVENT_BYTES_MAX, decode, encode};
 pub use event::{Event, EventKind, Payload, SCHEMA_VERSION, SequencedEvent};

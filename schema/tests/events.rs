@@ -109,6 +109,35 @@ fn structural_corruption_is_rejected() {
 }
 
 #[test]
+fn invalid_utf8_in_a_string_is_rejected_at_every_position() {
+    // Long and non-ASCII, so the vectorised check (blocks of 64 bytes) reads it, not only
+    // its scalar tail. Each position in turn gets a byte that no UTF-8 text holds anywhere
+    // (an overlong lead, a lead past U+10FFFF, 0xff).
+    let mut event = sample(EventKind::ChallengeIssued, 9);
+    let Payload::ChallengeIssued(challenge) = &mut event.payload else {
+        unreachable!("a ChallengeIssued sample");
+    };
+    let prompt = "(¬x1 ∨ x2) ∧ (x3 ∨ ¬x4) — satisfy all clauses. ".repeat(8);
+    challenge.prompt = prompt.clone();
+    let bytes = codec::encode(&event).unwrap();
+    let prompt = prompt.as_bytes();
+    let start = bytes
+        .windows(prompt.len())
+        .position(|window| window == prompt)
+        .expect("the prompt is stored as it is");
+    for index in 0..prompt.len() {
+        for bad in [0xc1, 0xf8, 0xff] {
+            let mut mutated = bytes.clone();
+            mutated[start + index] = bad;
+            assert!(
+                matches!(codec::decode(&mutated), Err(CodecError::Invalid { .. })),
+                "byte {index} of the prompt set to {bad:#x}"
+            );
+        }
+    }
+}
+
+#[test]
 fn oversized_events_are_refused() {
     let mut event = sample(EventKind::ChallengeIssued, 6);
     if let Payload::ChallengeIssued(challenge) = &mut event.payload {
