@@ -368,11 +368,18 @@ impl Fold<'_> {
                 let Some(chunk) = ready.remove(&next) else {
                     return Err(AuditError::Options("a chunk went missing".into()));
                 };
-                for decoded in chunk {
+                for decoded in &chunk {
                     self.event(decoded)?;
                     if self.tampered.is_some() {
                         return Ok(());
                     }
+                }
+                // With more than one worker, every core is busy and the chunk is freed on
+                // the pool, where its events were allocated (mimalloc frees a block on the
+                // thread that allocated it faster). With one worker, that worker is what
+                // the audit waits for, and this thread has time to spare.
+                if pool.current_num_threads() > 1 {
+                    scope.spawn(move |_| drop(chunk));
                 }
                 progress(self.frontier.size());
                 if spawned < ranges.len() {
@@ -404,7 +411,7 @@ impl Fold<'_> {
         }
     }
 
-    fn event(&mut self, decoded: Decoded) -> Result<(), AuditError> {
+    fn event(&mut self, decoded: &Decoded) -> Result<(), AuditError> {
         let seq = decoded.seq;
         let expected = self.frontier.size();
         if seq != expected {
@@ -418,7 +425,7 @@ impl Fold<'_> {
             ));
             return Ok(());
         }
-        let event = match decoded.event {
+        let event = match &decoded.event {
             Ok(event) => event,
             Err(error) => {
                 self.tampered = Some(finding(
@@ -430,7 +437,7 @@ impl Fold<'_> {
             }
         };
         let kind = event.kind();
-        if let Some(reason) = self.genesis_problem(seq, &event) {
+        if let Some(reason) = self.genesis_problem(seq, event) {
             self.tampered = Some(finding(seq, kind, reason));
             return Ok(());
         }
@@ -440,7 +447,7 @@ impl Fold<'_> {
         if self.tampered.is_some() || seq >= self.fold_limit {
             return Ok(());
         }
-        self.fold_event(seq, kind, &event)?;
+        self.fold_event(seq, kind, event)?;
         if self.tampered.is_none() && self.frontier.size() == self.save_at {
             self.save()?;
         }
