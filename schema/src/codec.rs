@@ -176,7 +176,12 @@ pub fn check(event: &Event) -> Result<(), CodecError> {
             Ok(())
         }
         Payload::ExternalScoreRecorded(external) => {
-            for score in &external.scores {
+            // The name is formatted only for a score that fails, not for every score.
+            if let Some(score) = external
+                .scores
+                .iter()
+                .find(|score| !score.score.is_finite())
+            {
                 check_finite(&format!("score of uid {}", score.uid), score.score).or_else(fail)?;
             }
             check_json("extra_json", &external.extra_json).or_else(fail)

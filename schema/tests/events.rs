@@ -168,6 +168,16 @@ fn semantic_rules_are_enforced() {
     }
     assert!(semantic_error(&evaluation).contains("finite"));
 
+    let mut external = sample(EventKind::ExternalScoreRecorded, 7);
+    if let Payload::ExternalScoreRecorded(inner) = &mut external.payload {
+        let last = inner.scores.last_mut().expect("the sample has scores");
+        last.score = f64::INFINITY;
+        let uid = last.uid;
+        assert!(semantic_error(&external).contains(&format!("score of uid {uid} is inf")));
+    } else {
+        unreachable!("an ExternalScoreRecorded sample");
+    }
+
     let mut opened = sample(EventKind::LogOpened, 7);
     if let Payload::LogOpened(inner) = &mut opened.payload {
         inner.parameters_hash = Hash([0; 32]);
