@@ -2,8 +2,8 @@
 //! bound that blake3 leaf hashing alone sets for the same events (and, to show where the
 //! rest of the time goes, reading them from redb and decoding them).
 //!
-//! `read_and_hash` is the ceiling for any replay of a log in redb: it reads every event the
-//! way a replay does (chunks of [`CHUNK_EVENTS`] on the pool, no copy) and hashes its leaf,
+//! `read_and_hash` is the ceiling for a replay that reads its log from redb this way: it
+//! reads every event the way a replay does (chunks of [`CHUNK_EVENTS`] on the pool, no copy) and hashes its leaf,
 //! and does nothing else: no validation, no decoding, no Merkle tree, no fold.
 //!
 //! Run it with `cargo bench --bench replay`. The log (affine, seed 1,
