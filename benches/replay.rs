@@ -3,8 +3,9 @@
 //! rest of the time goes, reading them from redb and decoding them).
 //!
 //! `read_and_hash` is the ceiling for a replay that reads its log from redb this way: it
-//! reads every event the way a replay does (chunks of [`CHUNK_EVENTS`] on the pool, no copy) and hashes its leaf,
-//! and does nothing else: no validation, no decoding, no Merkle tree, no fold.
+//! reads every event the way a replay does (chunks of [`CHUNK_EVENTS`] on the pool, no
+//! copy) and hashes its leaf, and does nothing else: no validation, no decoding, no Merkle
+//! tree, no fold.
 //!
 //! Run it with `cargo bench --bench replay`. The log (affine, seed 1,
 //! `WEIGHTLOG_REPLAY_BENCH_EVENTS` events, default 1,000,000) is generated once and kept
