@@ -176,13 +176,9 @@ pub fn check(event: &Event) -> Result<(), CodecError> {
             Ok(())
         }
         Payload::ExternalScoreRecorded(external) => {
-            // The name is formatted only for a score that fails, not for every score.
-            if let Some(score) = external
-                .scores
-                .iter()
-                .find(|score| !score.score.is_finite())
-            {
-                check_finite(&format!("score of uid {}", score.uid), score.score).or_else(fail)?;
+            for score in &external.scores {
+                check_finite(format_args!("score of uid {}", score.uid), score.score)
+                    .or_else(fail)?;
             }
             check_json("extra_json", &external.extra_json).or_else(fail)
         }
@@ -236,7 +232,9 @@ fn check_profile(profile: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_finite(name: &str, value: f64) -> Result<(), String> {
+/// `name` is only formatted into the error, so a caller may pass `format_args!` and pay
+/// nothing for a value that passes.
+fn check_finite(name: impl std::fmt::Display, value: f64) -> Result<(), String> {
     if value.is_finite() {
         Ok(())
     } else {
