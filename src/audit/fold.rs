@@ -39,7 +39,9 @@ enum JobResult {
     Decision {
         seq: u64,
         recorded: Decision,
-        recomputed: Result<(Value, Recomputed), MechanismError>,
+        /// Only the weights: the mechanism's full output (which can hold every task the
+        /// log recorded) is dropped on the pool, not kept until all results are in.
+        recomputed: Result<Recomputed, MechanismError>,
     },
     Evaluation {
         seq: u64,
@@ -741,7 +743,7 @@ impl Fold<'_> {
         let fork = projection.fork();
         let sender = self.jobs.clone();
         self.pool.spawn(move || {
-            let recomputed = fork.decision();
+            let recomputed = fork.decision().map(|(_, recomputed)| recomputed);
             let _ = sender.send(JobResult::Decision {
                 seq: decision_seq,
                 recorded,
@@ -1270,7 +1272,7 @@ fn decision_json(decision: &Decision) -> Value {
 fn compare_decision(
     seq: u64,
     recorded: &Decision,
-    recomputed: Result<(Value, Recomputed), MechanismError>,
+    recomputed: Result<Recomputed, MechanismError>,
 ) -> Option<Finding> {
     let kind = "WeightsComputed";
     let recorded_json = Some(decision_json(recorded));
@@ -1283,7 +1285,7 @@ fn compare_decision(
                 format!("the mechanism fails on the recorded evidence: {error}"),
             )
         }),
-        Ok((_, Recomputed::NoWeights(reason))) => Some(Finding {
+        Ok(Recomputed::NoWeights(reason)) => Some(Finding {
             recorded: recorded_json,
             uids: recorded.uids.clone(),
             ..finding(
@@ -1292,7 +1294,7 @@ fn compare_decision(
                 format!("weights were recorded but the mechanism sets none: {reason}"),
             )
         }),
-        Ok((_, Recomputed::Weights(recomputed))) if recomputed != *recorded => {
+        Ok(Recomputed::Weights(recomputed)) if recomputed != *recorded => {
             let uids = recorded.differing_uids(&recomputed);
             Some(Finding {
                 recorded: recorded_json,
