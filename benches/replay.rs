@@ -12,6 +12,10 @@
 //! beside the build (`CARGO_TARGET_TMPDIR`); `cargo test --bench replay` uses 3,000 events.
 //! At the end the bench prints each figure once more from a timed run, the 2-thread
 //! scaling ratio and the share of the hashing bound each replay reaches.
+//!
+//! `replay_profiles/<profile>/threads/{1,2}`: `replay verify` on a generated log of each
+//! `gen-log` profile (seed 1, `WEIGHTLOG_REPLAY_BENCH_PROFILE_EVENTS` events, default
+//! 200,000), so the cost of each mechanism's fold and decisions shows beside affine's.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group};
 use rayon::prelude::*;
 use weightlog::audit::{AuditOptions, CHUNK_EVENTS, LogSource, Source, Verdict, audit};
-use weightlog::genlog::{GenOptions, generate};
+use weightlog::genlog::{GenOptions, PROFILES, generate};
 use weightlog::log::LogReader;
 use weightlog_schema::{codec, leaf_hash};
 
@@ -30,6 +34,7 @@ use weightlog_schema::{codec, leaf_hash};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENTS_DEFAULT: u64 = 1_000_000;
+const PROFILE_EVENTS_DEFAULT: u64 = 200_000;
 const EVENTS_TEST_MODE: u64 = 3_000;
 const THREAD_COUNTS: [usize; 2] = [1, 2];
 
@@ -37,19 +42,21 @@ fn benchmarking() -> bool {
     std::env::args().any(|argument| argument == "--bench")
 }
 
-fn events() -> u64 {
-    match std::env::var("WEIGHTLOG_REPLAY_BENCH_EVENTS") {
+/// The events of a generated log: `variable` when set, else `default` when benchmarking.
+fn events(variable: &str, default: u64) -> u64 {
+    match std::env::var(variable) {
         Ok(value) => value
             .parse()
-            .expect("WEIGHTLOG_REPLAY_BENCH_EVENTS is a number"),
-        Err(_) if benchmarking() => EVENTS_DEFAULT,
+            .unwrap_or_else(|_| panic!("{variable} is a number")),
+        Err(_) if benchmarking() => default,
         Err(_) => EVENTS_TEST_MODE,
     }
 }
 
-/// The generated log, made once per size.
-fn log_path(events: u64) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("replay-affine-{events}.redb"));
+/// The generated log, made once per profile and size.
+fn log_path(profile: &str, events: u64) -> PathBuf {
+    let path =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("replay-{profile}-{events}.redb"));
     let complete = path.exists()
         && LogReader::open(&path)
             .and_then(|reader| reader.size())
@@ -57,9 +64,9 @@ fn log_path(events: u64) -> PathBuf {
     if !complete {
         let _ = std::fs::remove_file(&path);
         let started = Instant::now();
-        let summary = generate(&path, &GenOptions::new("affine", events, 1)).expect("gen-log");
+        let summary = generate(&path, &GenOptions::new(profile, events, 1)).expect("gen-log");
         eprintln!(
-            "generated {} events ({} decisions) in {:.1} s at {}",
+            "generated {} {profile} events ({} decisions) in {:.1} s at {}",
             summary.events,
             summary.decisions,
             started.elapsed().as_secs_f64(),
@@ -157,8 +164,8 @@ fn timed(mut run: impl FnMut()) -> f64 {
 }
 
 fn benches(criterion: &mut Criterion) {
-    let count = events();
-    let path = log_path(count);
+    let count = events("WEIGHTLOG_REPLAY_BENCH_EVENTS", EVENTS_DEFAULT);
+    let path = log_path("affine", count);
     let bytes = read_all(&path);
     let total_bytes: usize = bytes.iter().map(Vec::len).sum();
     eprintln!(
@@ -219,7 +226,47 @@ fn benches(criterion: &mut Criterion) {
     }
 }
 
-criterion_group!(replay_benches, benches);
+/// `replay verify` on a log of every `gen-log` profile, at 1 and at 2 threads.
+fn profiles(criterion: &mut Criterion) {
+    let count = events(
+        "WEIGHTLOG_REPLAY_BENCH_PROFILE_EVENTS",
+        PROFILE_EVENTS_DEFAULT,
+    );
+    let paths: Vec<(&str, PathBuf)> = PROFILES
+        .iter()
+        .map(|profile| (*profile, log_path(profile, count)))
+        .collect();
+    let mut group = criterion.benchmark_group("replay_profiles");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(count));
+    for (profile, path) in &paths {
+        for threads in THREAD_COUNTS {
+            group.bench_function(format!("{profile}/threads/{threads}"), |bench| {
+                bench.iter(|| replay(path, threads))
+            });
+        }
+    }
+    group.finish();
+
+    if benchmarking() {
+        for (profile, path) in &paths {
+            let rates: Vec<f64> = THREAD_COUNTS
+                .iter()
+                .map(|threads| count as f64 / timed(|| replay(path, *threads)))
+                .collect();
+            println!(
+                "summary profile={profile} ({count} events): replay verify {:.0} events/s at 1 \
+                 thread, {:.0} at 2 (x{:.2})",
+                rates[0],
+                rates[1],
+                rates[1] / rates[0]
+            );
+        }
+    }
+}
+
+criterion_group!(replay_benches, benches, profiles);
 
 fn main() {
     replay_benches();
