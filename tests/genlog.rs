@@ -190,6 +190,50 @@ fn generation_is_deterministic_and_seeded() {
     }
 }
 
+/// The state hash after folding a 3,000-event log (seed 1) of each profile. A checkpoint
+/// holds the state's bincode bytes and an audit resumes from it, so a change to how a state
+/// is laid out or serialised (a field added, `Arc` sharing without serde's `rc` form) must
+/// show here, not as checkpoints that no longer restore. A deliberate change to a generator
+/// or a state moves these values: say so in its commit.
+#[test]
+fn every_profile_state_hashes_as_pinned() {
+    let pinned = [
+        (
+            "affine",
+            "9b22005eda5b304710dd8e71e577ab0f26d8948a38bdfc8118f996aff43b220c",
+        ),
+        (
+            "omega",
+            "549264175e2474ce979e23c3ac7ace40cce379dc7963a5140bffa2e02c94a55d",
+        ),
+        (
+            "loosh",
+            "b2662ca85eddb61c22882a7d46153c6a063820ab1e0edb4788f0858beab06f93",
+        ),
+        (
+            "quasar",
+            "94ebf905d37c7cdeb44e7230b7b7c357b64ec09e59813c375b34a32d23ed403a",
+        ),
+        (
+            "aml",
+            "c18ad31ba99be0ab4de04b743ec0e68969ab7316d5af0157fe58c41eaddecd99",
+        ),
+    ];
+    assert_eq!(pinned.map(|(profile, _)| profile), PROFILES);
+    for (profile, expected) in pinned {
+        let events = genlog::events(&options(profile, 3000, 1)).unwrap();
+        let mut running = for_genesis(&events[0]).expect("a projection for the genesis");
+        for (seq, event) in events.iter().enumerate() {
+            running.apply(seq as u64, event).expect("every event folds");
+        }
+        assert_eq!(
+            running.state_hash().unwrap().to_hex(),
+            expected,
+            "{profile}: the state hash moved"
+        );
+    }
+}
+
 #[test]
 fn a_log_of_a_few_hundred_events_holds_two_decisions() {
     for profile in PROFILES {
