@@ -52,6 +52,7 @@
 //! with `event {seq}: ...` and leave the state unchanged.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -105,8 +106,9 @@ pub struct Batch {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MinerRecord {
     pub first_submission_ms: Option<u64>,
-    /// batch -> (alert, score) in submission order.
-    pub submissions: BTreeMap<String, Vec<(String, f64)>>,
+    /// batch -> (alert, score) in submission order. Shared, not copied, when a decision
+    /// forks the state: a submission is only ever replaced whole.
+    pub submissions: BTreeMap<String, Arc<[(String, f64)]>>,
     /// The newest integrity checks: (batch, values in [`TIER1_METRICS`] order).
     pub tier1: Option<(String, [f64; 4])>,
     /// batch -> behavioural components in [`TIER2_METRICS`] order.
@@ -123,8 +125,9 @@ pub struct AmlState {
     pub now_ms: u64,
     /// SS58 hotkey of every uid, from the newest metagraph.
     pub hotkeys: Vec<String>,
-    /// Batches in issue order.
-    pub batches: Vec<Batch>,
+    /// Batches in issue order. Shared when a decision forks the state; the fold copies a
+    /// batch only when a later consensus or reveal changes it.
+    pub batches: Vec<Arc<Batch>>,
     pub miners: BTreeMap<String, MinerRecord>,
 }
 
@@ -177,16 +180,21 @@ impl AmlState {
             .ok_or_else(|| invalid(seq, format!("uid {uid} is not in the newest metagraph")))
     }
 
+    /// The batch to change; a copy of it when a forked state still shares it.
     fn batch_mut(&mut self, seq: u64, challenge_id: &str) -> Result<&mut Batch, MechanismError> {
+        // Batch ids are unique, so searching from the newest (which events mostly name)
+        // finds the same batch sooner.
         self.batches
             .iter_mut()
-            .find(|batch| batch.challenge_id == challenge_id)
+            .rfind(|batch| batch.challenge_id == challenge_id)
+            .map(Arc::make_mut)
             .ok_or_else(|| invalid(seq, format!("batch `{challenge_id}` was never issued")))
     }
 
     fn has_batch(&self, challenge_id: &str) -> bool {
         self.batches
             .iter()
+            .rev()
             .any(|batch| batch.challenge_id == challenge_id)
     }
 }
@@ -277,11 +285,11 @@ impl Projection for AmlScores {
                 } else {
                     parse_event_json(seq, "aml batch extra_json", &issued.extra_json)?
                 };
-                state.batches.push(Batch {
+                state.batches.push(Arc::new(Batch {
                     challenge_id: issued.challenge_id.clone(),
                     addresses: extra.addresses,
                     ..Batch::default()
-                });
+                }));
             }
             Payload::ResponseReceived(response) => {
                 let ResponseOutcome::Ok { body } = &response.outcome else {
@@ -458,7 +466,7 @@ impl Projection for AmlScores {
             let position = state
                 .batches
                 .iter()
-                .position(|batch| &batch.challenge_id == batch_id)
+                .rposition(|batch| &batch.challenge_id == batch_id)
                 .ok_or_else(|| {
                     MechanismError::invalid(format!("batch `{batch_id}` was never issued"))
                 })?;
@@ -598,7 +606,7 @@ fn tier3(
     };
     let mut scores = Vec::new();
     let mut truths = Vec::new();
-    for (alert, score) in submission {
+    for (alert, score) in submission.iter() {
         if let Some(truth) = truth_of(batch, alert) {
             scores.push(json!(score));
             truths.push(truth);
