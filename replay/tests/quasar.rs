@@ -481,13 +481,21 @@ fn malformed_inputs_are_rejected_with_a_named_problem() {
             json!({"mode": "validator_v1", "n": 2, "tasks": [
                 {"context_length": 1, "dataset": "qasper", "expected_output": "",
                  "accuracies": {"five": 1.0}}]}),
-            "five",
+            "tasks[0].accuracies: key `five` is not a uid in 0..2",
         ),
         (
             json!({"mode": "validator_v1", "n": 2, "tasks": [
                 {"context_length": 1, "dataset": "qasper", "expected_output": "",
                  "accuracies": {"2": 1.0}}]}),
-            "not a uid",
+            "tasks[0].accuracies: key `2` is not a uid in 0..2",
+        ),
+        (
+            json!({"mode": "validator_v1", "n": 2, "tasks": [
+                {"context_length": 1, "dataset": "qasper", "expected_output": "",
+                 "accuracies": {"0": 1.0}},
+                {"context_length": 1, "dataset": "qasper", "expected_output": "",
+                 "responses": {"7": "a"}}]}),
+            "tasks[1].responses: key `7` is not a uid in 0..2",
         ),
         (
             json!({"mode": "validator_v1", "n": 2, "tasks": [
@@ -499,7 +507,7 @@ fn malformed_inputs_are_rejected_with_a_named_problem() {
             json!({"mode": "validator_v1", "n": 2, "tasks": [
                 {"context_length": -5, "dataset": "qasper", "expected_output": "",
                  "accuracies": {"0": 1.0}}]}),
-            "context_length",
+            "tasks[0].context_length must be >= 0, got -5",
         ),
         (
             json!({"mode": "validator_v1", "n": 2, "tasks": [
@@ -521,6 +529,16 @@ fn malformed_inputs_are_rejected_with_a_named_problem() {
             json!({"mode": "validator_v2", "n": 2, "tasks": [],
                    "state": {"bucket_scores": {"2M": [0.0]}}}),
             "expected n = 2",
+        ),
+        (
+            json!({"mode": "validator_v2", "n": 2, "tasks": [],
+                   "state": {"scores": [0.0, "x"]}}),
+            "state.scores[1] must be a finite number, got \"x\"",
+        ),
+        (
+            json!({"mode": "validator_v2", "n": 2, "tasks": [],
+                   "state": {"consecutive_failures": {"1": -1.0}}}),
+            "state.consecutive_failures.1 must be a finite non-negative number, got -1.0",
         ),
         (
             json!({"mode": "readme", "items": [{"accuracy": 0.5, "bucket": "3m"}]}),
