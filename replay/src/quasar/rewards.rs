@@ -24,7 +24,7 @@ pub struct ReadmeItem {
 
 /// README design: `min(accuracy * multiplier, 1.0)`.
 pub fn readme_reward(item: &ReadmeItem, index: usize) -> Result<f64, MechanismError> {
-    require_finite(item.accuracy, &format!("items[{index}].accuracy"))?;
+    require_finite(item.accuracy, format_args!("items[{index}].accuracy"))?;
     let Some((_, multiplier)) = README_MULTIPLIERS
         .iter()
         .find(|(name, _)| *name == item.bucket)
@@ -61,10 +61,10 @@ const API_FALLBACK_MULTIPLIER: f64 = 1.0;
 /// `calculate_score` after the metric: clamp the score to [0, 1], multiply by the bucket's
 /// multiplier; no upper cap afterwards.
 pub fn api_reward(item: &ApiItem, index: usize) -> Result<f64, MechanismError> {
-    require_finite(item.score, &format!("items[{index}].score"))?;
+    require_finite(item.score, format_args!("items[{index}].score"))?;
     require_finite(
         item.context_length,
-        &format!("items[{index}].context_length"),
+        format_args!("items[{index}].context_length"),
     )?;
     let clamped = item.score.clamp(0.0, 1.0);
     let multiplier = API_BUCKETS
@@ -202,7 +202,8 @@ fn hfa_composite(
 }
 
 /// Refuses NaN and infinite inputs, naming the field.
-pub fn require_finite(value: f64, what: &str) -> Result<(), MechanismError> {
+/// `what` names the value in the error; it is formatted only when the value is refused.
+pub fn require_finite(value: f64, what: impl std::fmt::Display) -> Result<(), MechanismError> {
     if value.is_finite() {
         Ok(())
     } else {

@@ -6,6 +6,7 @@
 //! tensor would and computes Python-float steps (metric times multiplier) in `f64`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -173,6 +174,16 @@ struct Task {
     accuracies: Option<BTreeMap<String, Option<f64>>>,
 }
 
+/// Where a task sits in the input (`tasks[3]`), for error messages; formatted only when one
+/// is made.
+struct TaskAt(usize);
+
+impl fmt::Display for TaskAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tasks[{}]", self.0)
+    }
+}
+
 /// What one queried miner returned, reduced to what scoring needs.
 enum Answer<'a> {
     /// No response, or an empty text (upstream's `not response.response`).
@@ -206,8 +217,11 @@ pub fn run(input: &Value, generation: Generation) -> Result<Value, MechanismErro
 
     let mut per_task = Vec::with_capacity(input.tasks.len());
     for (task_index, task) in input.tasks.iter().enumerate() {
-        let location = format!("tasks[{task_index}]");
-        require_finite(task.context_length, &format!("{location}.context_length"))?;
+        let location = TaskAt(task_index);
+        require_finite(
+            task.context_length,
+            format_args!("{location}.context_length"),
+        )?;
         if task.context_length < 0.0 {
             return Err(MechanismError::invalid(format!(
                 "{location}.context_length must be >= 0, got {}",
@@ -380,7 +394,7 @@ fn per_uid_vector(
     what: &str,
     non_negative: bool,
 ) -> Result<Vec<f32>, MechanismError> {
-    let number = |item: &Value, place: &str| -> Result<f32, MechanismError> {
+    let number = |item: &Value, place: &dyn fmt::Display| -> Result<f32, MechanismError> {
         match item.as_f64() {
             Some(number) if number.is_finite() && (!non_negative || number >= 0.0) => {
                 Ok(number as f32)
@@ -402,13 +416,13 @@ fn per_uid_vector(
                 )));
             }
             for (slot, item) in items.iter().enumerate() {
-                vector[slot] = number(item, &format!("{what}[{slot}]"))?;
+                vector[slot] = number(item, &format_args!("{what}[{slot}]"))?;
             }
         }
         Value::Object(entries) => {
             for (key, item) in entries {
                 let uid = parse_uid(key, n, what)?;
-                vector[usize::from(uid)] = number(item, &format!("{what}.{key}"))?;
+                vector[usize::from(uid)] = number(item, &format_args!("{what}.{key}"))?;
             }
         }
         _ => {
@@ -421,7 +435,7 @@ fn per_uid_vector(
 }
 
 /// A uid key: a decimal integer below n.
-fn parse_uid(key: &str, n: usize, what: &str) -> Result<u16, MechanismError> {
+fn parse_uid(key: &str, n: usize, what: impl fmt::Display) -> Result<u16, MechanismError> {
     match key.parse::<u16>() {
         Ok(uid) if usize::from(uid) < n => Ok(uid),
         _ => Err(MechanismError::invalid(format!(
@@ -435,7 +449,7 @@ fn parse_uid(key: &str, n: usize, what: &str) -> Result<u16, MechanismError> {
 /// once per task).
 fn task_answers<'a>(
     task: &'a Task,
-    location: &str,
+    location: &TaskAt,
     n: usize,
     generation: Generation,
 ) -> Result<Vec<(u16, Answer<'a>)>, MechanismError> {
@@ -448,7 +462,7 @@ fn task_answers<'a>(
         }
         (Some(responses), None) => {
             for (key, response) in responses {
-                let uid = parse_uid(key, n, &format!("{location}.responses"))?;
+                let uid = parse_uid(key, n, format_args!("{location}.responses"))?;
                 let answer = match response.as_deref() {
                     None | Some("") => Answer::Missing,
                     Some(text) => {
@@ -469,11 +483,11 @@ fn task_answers<'a>(
         }
         (None, Some(accuracies)) => {
             for (key, accuracy) in accuracies {
-                let uid = parse_uid(key, n, &format!("{location}.accuracies"))?;
+                let uid = parse_uid(key, n, format_args!("{location}.accuracies"))?;
                 let answer = match accuracy {
                     None => Answer::Missing,
                     Some(value) => {
-                        require_finite(*value, &format!("{location}.accuracies.{key}"))?;
+                        require_finite(*value, format_args!("{location}.accuracies.{key}"))?;
                         Answer::Accuracy(*value)
                     }
                 };
