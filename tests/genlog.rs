@@ -47,7 +47,7 @@ fn audit(events: &[Event]) -> Result<Vec<Decision>, u64> {
         if let Payload::WeightsComputed(recorded) = &event.payload {
             assert_eq!(recorded.log_size, seq, "log_size is the events folded");
             assert_eq!(recorded.mechanism, running.name());
-            let (_, recomputed) = running.decision().expect("the decision recomputes");
+            let recomputed = running.decision().expect("the decision recomputes");
             let Recomputed::Weights(decision) = recomputed else {
                 panic!("seq {seq}: recorded weights, recomputed none: {recomputed:?}");
             };

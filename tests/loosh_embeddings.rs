@@ -245,7 +245,7 @@ fn write_log_with(path: &Path, forgery: Forgery, embedder: &Embedder) -> (u64, u
         }
         // Computed over every event so far, the last emission included.
         let log_size = last + 1;
-        let (_, recomputed) = weights.decision().unwrap();
+        let recomputed = weights.decision().unwrap();
         let Recomputed::Weights(decision) = recomputed else {
             panic!("loosh gives weights after a round: {recomputed:?}");
         };

@@ -367,7 +367,7 @@ fn switched_to_legacy_winrate() -> Vec<weightlog_schema::Event> {
     for (seq, event) in events.iter().enumerate() {
         legacy.apply(seq as u64, event).unwrap();
     }
-    let Recomputed::Weights(decision) = legacy.decision().unwrap().1 else {
+    let Recomputed::Weights(decision) = legacy.decision().unwrap() else {
         panic!("legacy_winrate sets weights on a generated omega log");
     };
     let honest = WeightsComputed {
@@ -463,7 +463,7 @@ fn a_decision_recorded_after_the_save_point_but_computed_before_it_is_recomputed
     for (seq, event) in events.iter().enumerate().take(lagged_size as usize) {
         projection.apply(seq as u64, event).unwrap();
     }
-    let Recomputed::Weights(decision) = projection.decision().unwrap().1 else {
+    let Recomputed::Weights(decision) = projection.decision().unwrap() else {
         panic!("omega sets weights here");
     };
     if let Payload::WeightsComputed(computed) = &mut events[decision_seq].payload {

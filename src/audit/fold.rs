@@ -39,8 +39,6 @@ enum JobResult {
     Decision {
         seq: u64,
         recorded: Decision,
-        /// Only the weights: the mechanism's full output (which can hold every task the
-        /// log recorded) is dropped on the pool, not kept until all results are in.
         recomputed: Result<Recomputed, MechanismError>,
     },
     Evaluation {
@@ -743,7 +741,7 @@ impl Fold<'_> {
         let fork = projection.fork();
         let sender = self.jobs.clone();
         self.pool.spawn(move || {
-            let recomputed = fork.decision().map(|(_, recomputed)| recomputed);
+            let recomputed = fork.decision();
             let _ = sender.send(JobResult::Decision {
                 seq: decision_seq,
                 recorded,

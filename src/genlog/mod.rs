@@ -434,7 +434,7 @@ impl Driver<'_> {
     /// Computes the decision over every event folded so far and records it.
     fn decide(&mut self, seed: u64) -> Result<(), GenError> {
         let log_size = self.seq;
-        let (_, recomputed) = self
+        let recomputed = self
             .running
             .decision()
             .map_err(|source| GenError::Decision {

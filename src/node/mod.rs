@@ -579,7 +579,7 @@ impl<C: Chain + 'static> Node<C> {
         }
         self.catch_up().await?;
         let log_size = self.folded.next_seq;
-        let (_, recomputed) =
+        let recomputed =
             self.folded
                 .projection
                 .decision()

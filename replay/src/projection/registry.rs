@@ -38,8 +38,9 @@ pub trait RunningProjection: Send {
     fn apply(&mut self, seq: u64, event: &Event) -> Result<(), MechanismError>;
     /// The mechanism's output for the state so far.
     fn output(&self) -> Result<Value, MechanismError>;
-    /// The weight decision for the state so far, with the mechanism output it came from.
-    fn decision(&self) -> Result<(Value, Recomputed), MechanismError>;
+    /// The weight decision for the state so far. The mechanism output it is read from is
+    /// dropped here (`output` gives it): for some mechanisms it lists every task recorded.
+    fn decision(&self) -> Result<Recomputed, MechanismError>;
     /// A copy of this projection and its state, so a decision can be computed from it
     /// while the fold goes on.
     fn fork(&self) -> Box<dyn RunningProjection>;
@@ -73,10 +74,9 @@ where
         self.projection.output(&self.state)
     }
 
-    fn decision(&self) -> Result<(Value, Recomputed), MechanismError> {
+    fn decision(&self) -> Result<Recomputed, MechanismError> {
         let output = self.projection.output(&self.state)?;
-        let decision = self.projection.decision(&self.state, &output)?;
-        Ok((output, decision))
+        self.projection.decision(&self.state, &output)
     }
 
     fn fork(&self) -> Box<dyn RunningProjection> {
