@@ -29,10 +29,12 @@ impl From<serde_json::Error> for MechanismError {
     }
 }
 
-/// Parses a JSON value into a typed input, naming what was being read on error.
+/// Parses a JSON value into a typed input, naming what was being read on error. `what` is
+/// formatted only into the error, so a caller may pass `format_args!` and pay nothing for a
+/// value that parses.
 pub fn parse<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,
-    what: &str,
+    what: impl std::fmt::Display,
 ) -> Result<T, MechanismError> {
     T::deserialize(value).map_err(|error| MechanismError::invalid(format!("{what}: {error}")))
 }

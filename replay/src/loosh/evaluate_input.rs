@@ -2,6 +2,7 @@
 //! and node map, and the configuration overrides.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -110,7 +111,7 @@ impl EvaluateConfig {
             ("entity_max_votes", self.entity_max_votes),
         ];
         for (name, value) in numbers {
-            finite(value, &format!("evaluate.config.{name}"))?;
+            finite(value, format_args!("evaluate.config.{name}"))?;
         }
         if self.lof_neighbors == 0 {
             return Err(MechanismError::invalid(
@@ -182,9 +183,9 @@ const RESPONSE_KEYS: [&str; 6] = [
     "confidence",
 ];
 
-fn finite_vector(values: &[f64], path: &str) -> Result<(), MechanismError> {
+fn finite_vector(values: &[f64], path: impl Display) -> Result<(), MechanismError> {
     for (index, value) in values.iter().enumerate() {
-        finite(*value, &format!("{path}[{index}]"))?;
+        finite(*value, format_args!("{path}[{index}]"))?;
     }
     Ok(())
 }
@@ -207,16 +208,16 @@ impl EvaluateInput {
         let mut uids = BTreeSet::new();
         let mut hotkeys = BTreeSet::new();
         for (index, raw) in raw_responses.iter().enumerate() {
-            let response_path = format!("evaluate.responses[{index}]");
-            let response_fields = object(raw, &response_path)?;
-            refuse_unknown(response_fields, &RESPONSE_KEYS, &response_path)?;
+            let response_path = format_args!("evaluate.responses[{index}]");
+            let response_fields = object(raw, response_path)?;
+            refuse_unknown(response_fields, &RESPONSE_KEYS, response_path)?;
             let response = Response {
-                uid: required(response_fields, "uid", &response_path)?,
-                hotkey: required(response_fields, "hotkey", &response_path)?,
-                text: required(response_fields, "text", &response_path)?,
-                embedding: required(response_fields, "embedding", &response_path)?,
-                response_time_ms: required(response_fields, "response_time_ms", &response_path)?,
-                confidence: optional(response_fields, "confidence", &response_path)?.unwrap_or(1.0),
+                uid: required(response_fields, "uid", response_path)?,
+                hotkey: required(response_fields, "hotkey", response_path)?,
+                text: required(response_fields, "text", response_path)?,
+                embedding: required(response_fields, "embedding", response_path)?,
+                response_time_ms: required(response_fields, "response_time_ms", response_path)?,
+                confidence: optional(response_fields, "confidence", response_path)?.unwrap_or(1.0),
             };
             if response.embedding.len() != prompt_embedding.len() {
                 return Err(MechanismError::invalid(format!(
@@ -225,10 +226,13 @@ impl EvaluateInput {
                     prompt_embedding.len()
                 )));
             }
-            finite_vector(&response.embedding, &format!("{response_path}.embedding"))?;
+            finite_vector(
+                &response.embedding,
+                format_args!("{response_path}.embedding"),
+            )?;
             finite(
                 response.response_time_ms,
-                &format!("{response_path}.response_time_ms"),
+                format_args!("{response_path}.response_time_ms"),
             )?;
             if response.response_time_ms < 0.0 {
                 return Err(MechanismError::invalid(format!(
@@ -236,7 +240,10 @@ impl EvaluateInput {
                     response.response_time_ms
                 )));
             }
-            finite(response.confidence, &format!("{response_path}.confidence"))?;
+            finite(
+                response.confidence,
+                format_args!("{response_path}.confidence"),
+            )?;
             // Upstream keys its label maps by `str(uid)` and its emissions by hotkey, so a
             // repeated uid or hotkey would silently overwrite another miner's entry.
             if !uids.insert(response.uid) {

@@ -1,6 +1,8 @@
 //! Reading JSON fields with error messages that name the field, which serde's own messages
 //! (parsed from a `Value`) do not.
 
+use std::fmt::Display;
+
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -8,7 +10,7 @@ use crate::MechanismError;
 use crate::error::parse;
 
 /// The object at `path`, or an error naming it.
-pub fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, MechanismError> {
+pub fn object(value: &Value, path: impl Display) -> Result<&Map<String, Value>, MechanismError> {
     value
         .as_object()
         .ok_or_else(|| MechanismError::invalid(format!("`{path}` must be a JSON object")))
@@ -18,13 +20,13 @@ pub fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>
 pub fn required<T: DeserializeOwned>(
     object: &Map<String, Value>,
     key: &str,
-    path: &str,
+    path: impl Display,
 ) -> Result<T, MechanismError> {
     match object.get(key) {
         None => Err(MechanismError::invalid(format!(
             "`{path}.{key}` is missing"
         ))),
-        Some(value) => parse(value, &format!("`{path}.{key}`")),
+        Some(value) => parse(value, format_args!("`{path}.{key}`")),
     }
 }
 
@@ -32,11 +34,11 @@ pub fn required<T: DeserializeOwned>(
 pub fn optional<T: DeserializeOwned>(
     object: &Map<String, Value>,
     key: &str,
-    path: &str,
+    path: impl Display,
 ) -> Result<Option<T>, MechanismError> {
     match object.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => parse(value, &format!("`{path}.{key}`")).map(Some),
+        Some(value) => parse(value, format_args!("`{path}.{key}`")).map(Some),
     }
 }
 
@@ -44,7 +46,7 @@ pub fn optional<T: DeserializeOwned>(
 pub fn refuse_unknown(
     object: &Map<String, Value>,
     allowed: &[&str],
-    path: &str,
+    path: impl Display,
 ) -> Result<(), MechanismError> {
     match object.keys().find(|key| !allowed.contains(&key.as_str())) {
         Some(unknown) => Err(MechanismError::invalid(format!(
@@ -57,7 +59,7 @@ pub fn refuse_unknown(
 
 /// Refuses a NaN or infinite number (JSON cannot carry them, but a caller building a `Value`
 /// in memory can).
-pub fn finite(value: f64, path: &str) -> Result<f64, MechanismError> {
+pub fn finite(value: f64, path: impl Display) -> Result<f64, MechanismError> {
     if value.is_finite() {
         Ok(value)
     } else {

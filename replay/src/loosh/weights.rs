@@ -97,15 +97,15 @@ impl WeightsInput {
             optional(fields, "evaluations", path)?.unwrap_or_default();
         let mut evaluations = Vec::with_capacity(raw_evaluations.len());
         for (index, raw) in raw_evaluations.iter().enumerate() {
-            let evaluation_path = format!("weights.evaluations[{index}]");
-            let evaluation = object(raw, &evaluation_path)?;
-            refuse_unknown(evaluation, &["emissions"], &evaluation_path)?;
+            let evaluation_path = format_args!("weights.evaluations[{index}]");
+            let evaluation = object(raw, evaluation_path)?;
+            refuse_unknown(evaluation, &["emissions"], evaluation_path)?;
             // Upstream skips a result whose emissions are empty or null.
             let emissions: BTreeMap<String, f64> =
-                optional(evaluation, "emissions", &evaluation_path)?.unwrap_or_default();
+                optional(evaluation, "emissions", evaluation_path)?.unwrap_or_default();
             for (hotkey, emission) in &emissions {
-                let emission_path = format!("{evaluation_path}.emissions.{hotkey}");
-                finite(*emission, &emission_path)?;
+                let emission_path = format_args!("{evaluation_path}.emissions.{hotkey}");
+                finite(*emission, emission_path)?;
                 if *emission < 0.0 {
                     return Err(MechanismError::invalid(format!(
                         "`{emission_path}` is negative ({emission}); emissions are >= 0"
@@ -128,12 +128,12 @@ impl WeightsInput {
         let mut serving = Vec::with_capacity(raw_serving.len());
         let mut uids = BTreeSet::new();
         for (index, raw) in raw_serving.iter().enumerate() {
-            let node_path = format!("weights.serving[{index}]");
-            let node = object(raw, &node_path)?;
-            refuse_unknown(node, &["uid", "hotkey"], &node_path)?;
+            let node_path = format_args!("weights.serving[{index}]");
+            let node = object(raw, node_path)?;
+            refuse_unknown(node, &["uid", "hotkey"], node_path)?;
             let miner = ServingMiner {
-                uid: required(node, "uid", &node_path)?,
-                hotkey: required(node, "hotkey", &node_path)?,
+                uid: required(node, "uid", node_path)?,
+                hotkey: required(node, "hotkey", node_path)?,
             };
             if !uids.insert(miner.uid) {
                 return Err(MechanismError::invalid(format!(
@@ -146,7 +146,7 @@ impl WeightsInput {
         let sybil_scores: BTreeMap<String, f64> =
             optional(fields, "sybil_scores", path)?.unwrap_or_default();
         for (hotkey, score) in &sybil_scores {
-            finite(*score, &format!("weights.sybil_scores.{hotkey}"))?;
+            finite(*score, format_args!("weights.sybil_scores.{hotkey}"))?;
         }
         Ok(WeightsInput {
             evaluations,

@@ -109,7 +109,7 @@ pub(crate) fn parse_model_scores(
         optional_field(input, "all_model_scores")?.unwrap_or_default();
     let mut by_uid = BTreeMap::new();
     for (key, value) in raw {
-        let entries: Vec<ModelEntry> = parse(&value, &format!("all_model_scores[{key}]"))?;
+        let entries: Vec<ModelEntry> = parse(&value, format_args!("all_model_scores[{key}]"))?;
         let uid: u64 = key.parse().map_err(|_| {
             MechanismError::invalid(format!(
                 "all_model_scores: key `{key}` is not a uid (a non-negative decimal integer)"

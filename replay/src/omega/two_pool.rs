@@ -58,7 +58,7 @@ impl TwoPoolInput {
             optional_field(input, "reputations")?.unwrap_or_default();
         let mut reputations = BTreeMap::new();
         for (hotkey, value) in raw_reputations {
-            let record: ReputationRecord = parse(&value, &format!("reputations[{hotkey}]"))?;
+            let record: ReputationRecord = parse(&value, format_args!("reputations[{hotkey}]"))?;
             reputations.insert(hotkey, record);
         }
         Ok(TwoPoolInput {

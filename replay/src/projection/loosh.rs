@@ -201,6 +201,8 @@ impl Projection for LooshWeights {
             "DEGRADED" => Some(FRESHNESS_DEGRADED_MS),
             _ => None,
         };
+        // Every value is built once and moved into its parent: a `Value` placed inside
+        // `json!` is serialised again, which copied each emission three times.
         let fresh: Map<String, Value> = state
             .nodes
             .iter()
@@ -210,7 +212,7 @@ impl Projection for LooshWeights {
                     (Some(window), Some(last)) => state.now_ms.saturating_sub(*last) <= window,
                     (Some(_), None) => false,
                 };
-                (node.hotkey.clone(), json!(is_fresh))
+                (node.hotkey.clone(), Value::Bool(is_fresh))
             })
             .collect();
         let serving: Vec<Value> = state
@@ -228,23 +230,37 @@ impl Projection for LooshWeights {
                 let emissions: Map<String, Value> = round
                     .emissions
                     .iter()
-                    .map(|(hotkey, emission)| (hotkey.clone(), json!(emission)))
+                    .map(|(hotkey, emission)| (hotkey.clone(), Value::from(*emission)))
                     .collect();
-                json!({ "emissions": emissions })
+                object([("emissions", Value::Object(emissions))])
             })
             .collect();
-        let mut weights = json!({
-            "evaluations": evaluations,
-            "mode": mode,
-            "fresh": fresh,
-            "serving": serving,
-            "sybil_scores": state.sybil_scores,
-        });
+        let sybil_scores: Map<String, Value> = state
+            .sybil_scores
+            .iter()
+            .map(|(hotkey, score)| (hotkey.clone(), Value::from(*score)))
+            .collect();
+        let mut weights = Map::new();
+        weights.insert("evaluations".into(), Value::Array(evaluations));
+        weights.insert("mode".into(), Value::from(mode));
+        weights.insert("fresh".into(), Value::Object(fresh));
+        weights.insert("serving".into(), Value::Array(serving));
+        weights.insert("sybil_scores".into(), Value::Object(sybil_scores));
         if let Some(alpha) = state.alpha {
-            weights["alpha"] = json!(alpha);
+            weights.insert("alpha".into(), Value::from(alpha));
         }
-        Ok(json!({ "weights": weights }))
+        Ok(object([("weights", Value::Object(weights))]))
     }
+}
+
+/// A JSON object of `entries`, each value moved in rather than copied.
+fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value))
+            .collect(),
+    )
 }
 
 fn profile_alpha(seq: u64, parameters_json: &str) -> Result<Option<f64>, MechanismError> {
