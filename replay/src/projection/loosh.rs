@@ -150,9 +150,12 @@ impl Projection for LooshWeights {
                 if evaluation.evaluator == EVALUATOR_EMISSION =>
             {
                 let hotkey = state.hotkey_of(seq, evaluation.uid)?;
+                // A challenge has at most one round, and emissions mostly follow their
+                // challenge closely, so the search starts at the newest round.
                 match state
                     .rounds
                     .iter_mut()
+                    .rev()
                     .find(|round| round.challenge_id == evaluation.challenge_id)
                 {
                     Some(round) => round.emissions.push((hotkey, evaluation.score)),
