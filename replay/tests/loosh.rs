@@ -533,6 +533,23 @@ fn malformed_inputs_are_rejected_with_the_field_named() {
         "invalid input: `weights.sybil_scores`: invalid type: null, expected f64"
     );
 
+    // Arrays are read in place; a value that is not one keeps serde's message.
+    let message = error_of(json!({"weights": {"mode": "NORMAL", "serving": [], "evaluations": 5}}));
+    assert_eq!(
+        message,
+        "invalid input: `weights.evaluations`: invalid type: integer `5`, expected a sequence"
+    );
+    let message = error_of(json!({"weights": {"mode": "NORMAL", "serving": "all"}}));
+    assert_eq!(
+        message,
+        "invalid input: `weights.serving`: invalid type: string \"all\", expected a sequence"
+    );
+    let message = error_of(json!({"evaluate": {"prompt_embedding": [1.0], "responses": {}}}));
+    assert_eq!(
+        message,
+        "invalid input: `evaluate.responses`: invalid type: map, expected a sequence"
+    );
+
     let message = error_of(json!({"weights": {"mode": "NORMAL", "serving": [{"uid": 3}]}}));
     assert_eq!(
         message,

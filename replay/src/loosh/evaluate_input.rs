@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::MechanismError;
 
-use super::fields::{finite, object, optional, refuse_unknown, required};
+use super::fields::{finite, object, optional, refuse_unknown, required, required_array};
 use super::quality::python_strip;
 
 /// Responses whose stripped text starts with this are test-mode answers: emission 0, removed.
@@ -203,7 +203,7 @@ impl EvaluateInput {
             ));
         }
         finite_vector(&prompt_embedding, "evaluate.prompt_embedding")?;
-        let raw_responses: Vec<Value> = required(fields, "responses", path)?;
+        let raw_responses = required_array(fields, "responses", path)?;
         let mut responses = Vec::with_capacity(raw_responses.len());
         let mut uids = BTreeSet::new();
         let mut hotkeys = BTreeSet::new();

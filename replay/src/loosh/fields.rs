@@ -42,6 +42,43 @@ pub fn optional<T: DeserializeOwned>(
     }
 }
 
+/// A required array field, borrowed rather than copied into a new `Vec<Value>`.
+pub fn required_array<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    path: impl Display,
+) -> Result<&'a [Value], MechanismError> {
+    match object.get(key) {
+        None => Err(MechanismError::invalid(format!(
+            "`{path}.{key}` is missing"
+        ))),
+        Some(value) => array(value, format_args!("`{path}.{key}`")),
+    }
+}
+
+/// An optional array field (missing and `null` read as `None`), borrowed.
+pub fn optional_array<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    path: impl Display,
+) -> Result<Option<&'a [Value]>, MechanismError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => array(value, format_args!("`{path}.{key}`")).map(Some),
+    }
+}
+
+/// The items of an array; anything else gets serde's own message, as [`required`] gives.
+fn array(value: &Value, what: impl Display) -> Result<&[Value], MechanismError> {
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(match parse::<Vec<Value>>(other, &what) {
+            Err(error) => error,
+            Ok(_) => MechanismError::invalid(format!("{what} must be an array")),
+        }),
+    }
+}
+
 /// Refuses keys outside `allowed`, so that a misspelt field is not silently ignored.
 pub fn refuse_unknown(
     object: &Map<String, Value>,

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use crate::MechanismError;
 use crate::emit::{Precision, to_u16};
 
-use super::fields::{finite, object, optional, refuse_unknown, required};
+use super::fields::{
+    finite, object, optional, optional_array, refuse_unknown, required, required_array,
+};
 
 /// Upstream `EMA_ALPHA`: the weight of the newest emission.
 pub const DEFAULT_ALPHA: f64 = 0.3;
@@ -93,8 +95,7 @@ impl WeightsInput {
         let path = "weights";
         let fields = object(section, path)?;
         refuse_unknown(fields, &WEIGHTS_KEYS, path)?;
-        let raw_evaluations: Vec<Value> =
-            optional(fields, "evaluations", path)?.unwrap_or_default();
+        let raw_evaluations = optional_array(fields, "evaluations", path)?.unwrap_or_default();
         let mut evaluations = Vec::with_capacity(raw_evaluations.len());
         for (index, raw) in raw_evaluations.iter().enumerate() {
             let evaluation_path = format_args!("weights.evaluations[{index}]");
@@ -124,7 +125,7 @@ impl WeightsInput {
         let mode_text: String = required(fields, "mode", path)?;
         let mode = Mode::parse(&mode_text)?;
         let fresh: BTreeMap<String, bool> = optional(fields, "fresh", path)?.unwrap_or_default();
-        let raw_serving: Vec<Value> = required(fields, "serving", path)?;
+        let raw_serving = required_array(fields, "serving", path)?;
         let mut serving = Vec::with_capacity(raw_serving.len());
         let mut uids = BTreeSet::new();
         for (index, raw) in raw_serving.iter().enumerate() {
