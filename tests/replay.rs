@@ -242,8 +242,12 @@ fn a_removed_event_is_tampered_at_its_seq() {
 fn resuming_from_a_checkpoint_reads_only_the_new_events() {
     let directory = tempfile::tempdir().unwrap();
     let path = generated(directory.path(), "affine", 3_000);
-    let (full, _) = run(&path, with_threads(2));
+    let (full, not_asked) = run(&path, with_threads(2));
     assert_eq!(full.verdict, Verdict::Match);
+    assert!(
+        not_asked.is_none(),
+        "a checkpoint is captured only when asked for"
+    );
 
     // The checkpoint sits the decision lag (here 500 events) before the fold limit, so
     // the next audit can recompute a decision recorded late.
@@ -253,6 +257,7 @@ fn resuming_from_a_checkpoint_reads_only_the_new_events() {
             threads: 2,
             until: Some(1_999),
             decision_lag_events: 500,
+            save_checkpoint: true,
             ..AuditOptions::default()
         },
     );
@@ -418,6 +423,7 @@ fn a_profile_switch_after_a_resume_rehashes_the_history_it_refolds() {
         threads: 2,
         until: Some(499),
         decision_lag_events: 0,
+        save_checkpoint: true,
         ..AuditOptions::default()
     };
     let (first, saved) = audit(&source, &options, &|_| {}).unwrap();
@@ -482,6 +488,7 @@ fn a_decision_recorded_after_the_save_point_but_computed_before_it_is_recomputed
         threads: 2,
         until: Some(decision_seq as u64 - 2),
         decision_lag_events: 64,
+        save_checkpoint: true,
         ..AuditOptions::default()
     };
     let (first, saved) = audit(&source, &options, &|_| {}).unwrap();

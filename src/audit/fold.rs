@@ -1066,6 +1066,9 @@ impl Fold<'_> {
     }
 
     fn save(&mut self) -> Result<(), AuditError> {
+        if !self.options.save_checkpoint {
+            return Ok(());
+        }
         let Some(profile) = &self.profile else {
             return Ok(());
         };

@@ -62,6 +62,10 @@ pub struct AuditOptions {
     /// Re-embed every recorded embedding whose text the log holds with this model, and
     /// compare it with the record within [`crate::embed::quantize::RE_EMBED_COSINE_MIN`].
     pub re_embed: Option<Arc<dyn Reembedder>>,
+    /// Capture a checkpoint to resume from (see `decision_lag_events` for where). Off, the
+    /// audit returns none and skips encoding the projection's state there, which for a
+    /// large state is a sizeable part of a replay.
+    pub save_checkpoint: bool,
 }
 
 /// A sentence-embedding model an auditor re-embeds with (`crate::embed::Embedder`); a
@@ -82,6 +86,7 @@ impl Default for AuditOptions {
             from_checkpoint: None,
             decision_lag_events: DECISION_LAG_EVENTS_MAX,
             re_embed: None,
+            save_checkpoint: false,
         }
     }
 }
@@ -191,9 +196,10 @@ pub enum AuditError {
     Options(String),
 }
 
-/// Audits a log. With the report comes a checkpoint of the state at the fold limit (when
-/// the profile has a projection and the audit got there), which a later audit of the same
-/// log can resume from; save it only when the report matched.
+/// Audits a log. With the report comes, when `options.save_checkpoint` asks for it, a
+/// checkpoint of the state at the fold limit (when the profile has a projection and the
+/// audit got there), which a later audit of the same log can resume from; save it only
+/// when the report matched.
 pub fn audit(
     source: &dyn Source,
     options: &AuditOptions,

@@ -36,6 +36,7 @@ pub fn replay_determinism(events: &[Event], threads: usize, split: u64) -> Audit
         &source,
         AuditOptions {
             until: Some(split),
+            save_checkpoint: true,
             ..options(threads)
         },
     );

@@ -43,6 +43,7 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
         from_checkpoint,
         decision_lag_events: args.decision_lag,
         re_embed,
+        save_checkpoint: args.save_checkpoint.is_some(),
     };
     let source = LogSource::open(&args.log)?;
     let size = source.reader().size()?;
