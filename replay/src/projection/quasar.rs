@@ -251,12 +251,13 @@ impl Projection for QuasarValidator {
         let mut input = json!({
             "mode": mode,
             "n": state.hotkeys.len(),
-            "tasks": tasks,
             "chain": {
                 "min_allowed_weights": min_allowed_weights,
                 "max_weight_limit": f64::from(max_weights_limit) / U16_MAX,
             },
         });
+        // Moved in: a value inside `json!` is serialised again, copying every task.
+        input["tasks"] = Value::Array(tasks);
         if let Some(text) = &state.initial_state_json {
             input["state"] = serde_json::from_str(text).map_err(|error| {
                 MechanismError::invalid(format!("the profile's state does not parse: {error}"))
@@ -412,13 +413,13 @@ fn task_input(task: &Task) -> Result<Value, MechanismError> {
         let mut responses = Map::new();
         let mut needs_truth = false;
         for uid in &task.target_uids {
-            let text = task.responses.get(uid).cloned().flatten();
-            needs_truth |= text.as_deref().is_some_and(|text| !text.is_empty());
-            responses.insert(uid.to_string(), json!(text));
+            let text = task.responses.get(uid).and_then(Option::as_deref);
+            needs_truth |= text.is_some_and(|text| !text.is_empty());
+            responses.insert(uid.to_string(), text.map_or(Value::Null, Value::from));
         }
         let expected = match (&task.expected_output, needs_truth) {
-            (Some(expected), _) => expected.clone(),
-            (None, false) => String::new(),
+            (Some(expected), _) => expected.as_str(),
+            (None, false) => "",
             (None, true) => {
                 return Err(MechanismError::invalid(format!(
                     "challenge `{}` has miner answers but no expected_output (neither in its \
@@ -427,7 +428,7 @@ fn task_input(task: &Task) -> Result<Value, MechanismError> {
                 )));
             }
         };
-        value["expected_output"] = json!(expected);
+        value["expected_output"] = Value::from(expected);
         value["responses"] = Value::Object(responses);
     } else {
         let mut accuracies = Map::new();
@@ -442,9 +443,9 @@ fn task_input(task: &Task) -> Result<Value, MechanismError> {
                     task.challenge_id
                 )));
             }
-            accuracies.insert(uid.to_string(), json!(accuracy));
+            accuracies.insert(uid.to_string(), accuracy.map_or(Value::Null, Value::from));
         }
-        value["expected_output"] = json!(task.expected_output.clone().unwrap_or_default());
+        value["expected_output"] = Value::from(task.expected_output.as_deref().unwrap_or(""));
         value["accuracies"] = Value::Object(accuracies);
     }
     Ok(value)
