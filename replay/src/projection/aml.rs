@@ -59,7 +59,7 @@ use serde_json::{Map, Value, json};
 use weightlog_schema::event::ResponseOutcome;
 use weightlog_schema::{Event, Payload};
 
-use super::{Projection, hotkeys_in_uid_order, invalid, parse_event_json};
+use super::{Projection, hotkeys_in_uid_order, invalid, object, parse_event_json};
 use crate::MechanismError;
 use crate::aml::config::AmlConfig;
 
@@ -511,15 +511,17 @@ impl Projection for AmlScores {
                             .map(|address| (alert.clone(), json!(address)))
                     })
                     .collect();
-                let scores: Vec<f64> = submission.iter().map(|(_, score)| *score).collect();
-                let alert_ids: Vec<&str> =
-                    submission.iter().map(|(alert, _)| alert.as_str()).collect();
-                let mut raw = json!({
-                    "scores": scores,
-                    "alert_ids": alert_ids,
-                    "consensus": consensus,
-                    "address_of": address_of,
-                });
+                let scores: Vec<Value> = submission.iter().map(|(_, score)| json!(score)).collect();
+                let alert_ids: Vec<Value> = submission
+                    .iter()
+                    .map(|(alert, _)| Value::from(alert.as_str()))
+                    .collect();
+                let mut raw = object([
+                    ("scores", Value::Array(scores)),
+                    ("alert_ids", Value::Array(alert_ids)),
+                    ("consensus", Value::Object(consensus)),
+                    ("address_of", Value::Object(address_of)),
+                ]);
                 let previous = position
                     .checked_sub(1)
                     .and_then(|index| miner.submissions.get(&state.batches[index].challenge_id));
@@ -557,7 +559,7 @@ impl Projection for AmlScores {
             }
             miners.insert(hotkey.clone(), Value::Object(record));
         }
-        let mut input = json!({ "miners": miners });
+        let mut input = object([("miners", Value::Object(miners))]);
         if let Some(config) = &state.config_json {
             input["config"] = serde_json::from_str(config)?;
         }
@@ -615,13 +617,14 @@ fn tier3(
     if scores.is_empty() {
         return Value::Null;
     }
-    json!({
-        "scores": scores,
-        field: truths,
-        "total_alerts": submission
-            .iter()
-            .map(|(alert, _)| alert.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len() as u64,
-    })
+    let total_alerts = submission
+        .iter()
+        .map(|(alert, _)| alert.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u64;
+    object([
+        ("scores", Value::Array(scores)),
+        (field, Value::Array(truths)),
+        ("total_alerts", Value::from(total_alerts)),
+    ])
 }

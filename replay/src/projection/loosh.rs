@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use weightlog_schema::event::{ResponseOutcome, SubmissionOutcome};
 use weightlog_schema::{Event, Payload};
 
-use super::{Projection, parse_event_json};
+use super::{Projection, object, parse_event_json};
 use crate::MechanismError;
 
 pub const PROFILE: &str = "loosh";
@@ -254,16 +254,6 @@ impl Projection for LooshWeights {
         }
         Ok(object([("weights", Value::Object(weights))]))
     }
-}
-
-/// A JSON object of `entries`, each value moved in rather than copied.
-fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Object(
-        entries
-            .into_iter()
-            .map(|(key, value)| (key.to_string(), value))
-            .collect(),
-    )
 }
 
 fn profile_alpha(seq: u64, parameters_json: &str) -> Result<Option<f64>, MechanismError> {

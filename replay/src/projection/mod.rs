@@ -69,6 +69,17 @@ pub trait Projection {
     }
 }
 
+/// A JSON object of `entries`, each value moved in: a `Value` placed inside `json!` is
+/// serialised again, which copies all of it.
+pub(crate) fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value))
+            .collect(),
+    )
+}
+
 /// An error about the event at `seq`, so a refused log points at the event to look at.
 pub(crate) fn invalid(seq: u64, message: impl std::fmt::Display) -> MechanismError {
     MechanismError::invalid(format!("event {seq}: {message}"))
