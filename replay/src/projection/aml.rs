@@ -128,7 +128,9 @@ pub struct AmlState {
     /// Batches in issue order. Shared when a decision forks the state; the fold copies a
     /// batch only when a later consensus or reveal changes it.
     pub batches: Vec<Arc<Batch>>,
-    pub miners: BTreeMap<String, MinerRecord>,
+    /// Shared when a decision forks the state, as batches are; the fold copies a miner's
+    /// record only when it changes while a fork still holds it.
+    pub miners: BTreeMap<String, Arc<MinerRecord>>,
 }
 
 /// The aml projection.
@@ -189,6 +191,12 @@ impl AmlState {
             .rfind(|batch| batch.challenge_id == challenge_id)
             .map(Arc::make_mut)
             .ok_or_else(|| invalid(seq, format!("batch `{challenge_id}` was never issued")))
+    }
+
+    /// The record of the miner with `hotkey` to change (a new one for a new miner); a copy
+    /// of it when a forked state still shares it.
+    fn miner_mut(&mut self, hotkey: String) -> &mut MinerRecord {
+        Arc::make_mut(self.miners.entry(hotkey).or_default())
     }
 
     fn has_batch(&self, challenge_id: &str) -> bool {
@@ -329,7 +337,7 @@ impl Projection for AmlScores {
                 if submission.scores.iter().any(|score| !score.is_finite()) {
                     return Err(invalid(seq, "the submission holds a non-finite score"));
                 }
-                let miner = state.miners.entry(hotkey).or_default();
+                let miner = state.miner_mut(hotkey);
                 miner.first_submission_ms = Some(
                     miner
                         .first_submission_ms
@@ -383,7 +391,7 @@ impl Projection for AmlScores {
                 if tier1 && values.iter().any(|value| !(0.0..=1.0).contains(value)) {
                     return Err(invalid(seq, "integrity checks lie in [0, 1]"));
                 }
-                let miner = state.miners.entry(hotkey).or_default();
+                let miner = state.miner_mut(hotkey);
                 let batch_id = evaluation.challenge_id.clone();
                 if tier1 {
                     miner.tier1 = Some((batch_id, values));
@@ -398,12 +406,7 @@ impl Projection for AmlScores {
                     return Err(invalid(seq, "the immediate score is not finite"));
                 }
                 let hotkey = state.hotkey_of(seq, evaluation.uid)?;
-                state
-                    .miners
-                    .entry(hotkey)
-                    .or_default()
-                    .history
-                    .push(evaluation.score);
+                state.miner_mut(hotkey).history.push(evaluation.score);
             }
             Payload::GroundTruthRevealed(revealed) => {
                 let truth: Truth = parse_event_json(seq, "aml truth_json", &revealed.truth_json)?;
