@@ -7,7 +7,7 @@ use common::{account, hyperparameters, indexed};
 use serde_json::json;
 use weightlog_replay::projection::omega::{OmegaTwoPool, SOURCE_BASELINE, SOURCE_MODEL_SCORES};
 use weightlog_replay::projection::registry::{for_genesis, for_profile};
-use weightlog_replay::projection::{Projection, fold, state_hash};
+use weightlog_replay::projection::{Projection, fold, state_bytes, state_hash};
 use weightlog_schema::Hash;
 use weightlog_schema::codec::parameters_hash_of;
 use weightlog_schema::event::*;
@@ -154,4 +154,26 @@ fn the_registry_runs_exactly_what_the_projection_runs() {
     // ... but not into another projection.
     let mut other = for_profile("aml", "{}").unwrap();
     assert!(other.restore(&checkpoint).is_err());
+}
+
+#[test]
+fn the_state_hash_is_blake3_of_the_state_bytes() {
+    let blake3_of = |bytes: &[u8]| Hash(*blake3::hash(bytes).as_bytes());
+    // Several hundred kilobytes, so the hash crosses any buffer it is streamed through.
+    let state: Vec<(String, f64)> = (0..50_000)
+        .map(|index| (format!("5hotkey{index}"), index as f64 / 7.0))
+        .collect();
+    let bytes = state_bytes(&state).unwrap();
+    assert!(bytes.len() > 500_000, "{} bytes", bytes.len());
+    assert_eq!(state_hash(&state).unwrap(), blake3_of(&bytes));
+    assert_eq!(state_hash(&()).unwrap(), blake3_of(&[]));
+
+    let events = omega_log();
+    let mut running = for_genesis(&events[0]).unwrap();
+    for (seq, event) in indexed(&events) {
+        running.apply(seq, event).unwrap();
+    }
+    let checkpoint = running.checkpoint(events.len() as u64).unwrap();
+    assert_eq!(checkpoint.state_hash, blake3_of(&checkpoint.state));
+    assert_eq!(running.state_hash().unwrap(), checkpoint.state_hash);
 }

@@ -24,6 +24,7 @@ pub mod quasar_items;
 pub mod registry;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -204,10 +205,26 @@ pub fn state_bytes<S: Serialize>(state: &S) -> Result<Vec<u8>, MechanismError> {
     })
 }
 
-/// The determinism witness: blake3 of the state's canonical bytes.
+/// The determinism witness: blake3 of the state's canonical bytes ([`state_bytes`]).
+/// The bytes are streamed into the hash through a small buffer rather than collected
+/// first: a large state would otherwise be written out whole, in a vector grown by copies,
+/// only to be hashed and dropped.
 pub fn state_hash<S: Serialize>(state: &S) -> Result<Hash, MechanismError> {
-    Ok(Hash(*blake3::hash(&state_bytes(state)?).as_bytes()))
+    let cannot = |error: &dyn std::fmt::Display| {
+        MechanismError::invalid(format!("cannot encode the projection state: {error}"))
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut buffered = std::io::BufWriter::with_capacity(STATE_HASH_BUFFER, &mut hasher);
+    bincode::serde::encode_into_std_write(state, &mut buffered, bincode_config())
+        .map_err(|error| cannot(&error))?;
+    buffered.flush().map_err(|error| cannot(&error))?;
+    drop(buffered);
+    Ok(Hash(*hasher.finalize().as_bytes()))
 }
+
+/// Bytes gathered before each hasher update: bincode writes a field at a time, and blake3
+/// is fastest fed whole chunks.
+const STATE_HASH_BUFFER: usize = 64 * 1024;
 
 /// A projection's state after every event below `next_seq`, with its hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
