@@ -182,15 +182,20 @@ impl AmlState {
             .ok_or_else(|| invalid(seq, format!("uid {uid} is not in the newest metagraph")))
     }
 
+    /// Where the batch `challenge_id` sits in `batches`. Batch ids are unique, so searching
+    /// from the newest (which events mostly name) finds the same batch sooner.
+    fn batch_position(&self, challenge_id: &str) -> Option<usize> {
+        self.batches
+            .iter()
+            .rposition(|batch| batch.challenge_id == challenge_id)
+    }
+
     /// The batch to change; a copy of it when a forked state still shares it.
     fn batch_mut(&mut self, seq: u64, challenge_id: &str) -> Result<&mut Batch, MechanismError> {
-        // Batch ids are unique, so searching from the newest (which events mostly name)
-        // finds the same batch sooner.
-        self.batches
-            .iter_mut()
-            .rfind(|batch| batch.challenge_id == challenge_id)
-            .map(Arc::make_mut)
-            .ok_or_else(|| invalid(seq, format!("batch `{challenge_id}` was never issued")))
+        let position = self
+            .batch_position(challenge_id)
+            .ok_or_else(|| invalid(seq, format!("batch `{challenge_id}` was never issued")))?;
+        Ok(Arc::make_mut(&mut self.batches[position]))
     }
 
     /// The record of the miner with `hotkey` to change (a new one for a new miner); a copy
@@ -200,10 +205,7 @@ impl AmlState {
     }
 
     fn has_batch(&self, challenge_id: &str) -> bool {
-        self.batches
-            .iter()
-            .rev()
-            .any(|batch| batch.challenge_id == challenge_id)
+        self.batch_position(challenge_id).is_some()
     }
 }
 
@@ -466,13 +468,9 @@ impl Projection for AmlScores {
                 )));
             };
             let days = (state.now_ms.saturating_sub(first_ms) / DAY_MS) as i64;
-            let position = state
-                .batches
-                .iter()
-                .rposition(|batch| &batch.challenge_id == batch_id)
-                .ok_or_else(|| {
-                    MechanismError::invalid(format!("batch `{batch_id}` was never issued"))
-                })?;
+            let position = state.batch_position(batch_id).ok_or_else(|| {
+                MechanismError::invalid(format!("batch `{batch_id}` was never issued"))
+            })?;
             let batch = &state.batches[position];
             let mut record = Map::new();
             record.insert("days_since_submission".into(), json!(days));
