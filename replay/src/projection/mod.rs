@@ -200,9 +200,11 @@ fn bincode_config() -> bincode::config::Configuration {
 
 /// The canonical bytes of a state: bincode 2, standard configuration.
 pub fn state_bytes<S: Serialize>(state: &S) -> Result<Vec<u8>, MechanismError> {
-    bincode::serde::encode_to_vec(state, bincode_config()).map_err(|error| {
-        MechanismError::invalid(format!("cannot encode the projection state: {error}"))
-    })
+    bincode::serde::encode_to_vec(state, bincode_config()).map_err(cannot_encode)
+}
+
+fn cannot_encode(error: impl std::fmt::Display) -> MechanismError {
+    MechanismError::invalid(format!("cannot encode the projection state: {error}"))
 }
 
 /// The determinism witness: blake3 of the state's canonical bytes ([`state_bytes`]).
@@ -210,14 +212,11 @@ pub fn state_bytes<S: Serialize>(state: &S) -> Result<Vec<u8>, MechanismError> {
 /// first: a large state would otherwise be written out whole, in a vector grown by copies,
 /// only to be hashed and dropped.
 pub fn state_hash<S: Serialize>(state: &S) -> Result<Hash, MechanismError> {
-    let cannot = |error: &dyn std::fmt::Display| {
-        MechanismError::invalid(format!("cannot encode the projection state: {error}"))
-    };
     let mut hasher = blake3::Hasher::new();
     let mut buffered = std::io::BufWriter::with_capacity(STATE_HASH_BUFFER, &mut hasher);
     bincode::serde::encode_into_std_write(state, &mut buffered, bincode_config())
-        .map_err(|error| cannot(&error))?;
-    buffered.flush().map_err(|error| cannot(&error))?;
+        .map_err(cannot_encode)?;
+    buffered.flush().map_err(cannot_encode)?;
     drop(buffered);
     Ok(Hash(*hasher.finalize().as_bytes()))
 }
