@@ -22,12 +22,7 @@ pub fn required<T: DeserializeOwned>(
     key: &str,
     path: impl Display,
 ) -> Result<T, MechanismError> {
-    match object.get(key) {
-        None => Err(MechanismError::invalid(format!(
-            "`{path}.{key}` is missing"
-        ))),
-        Some(value) => parse(value, format_args!("`{path}.{key}`")),
-    }
+    parse(present(object, key, &path)?, format_args!("`{path}.{key}`"))
 }
 
 /// An optional field: missing and `null` both read as `None`.
@@ -36,10 +31,9 @@ pub fn optional<T: DeserializeOwned>(
     key: &str,
     path: impl Display,
 ) -> Result<Option<T>, MechanismError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => parse(value, format_args!("`{path}.{key}`")).map(Some),
-    }
+    given(object, key)
+        .map(|value| parse(value, format_args!("`{path}.{key}`")))
+        .transpose()
 }
 
 /// A required array field, borrowed rather than copied into a new `Vec<Value>`.
@@ -48,12 +42,7 @@ pub fn required_array<'a>(
     key: &str,
     path: impl Display,
 ) -> Result<&'a [Value], MechanismError> {
-    match object.get(key) {
-        None => Err(MechanismError::invalid(format!(
-            "`{path}.{key}` is missing"
-        ))),
-        Some(value) => array(value, format_args!("`{path}.{key}`")),
-    }
+    array(present(object, key, &path)?, format_args!("`{path}.{key}`"))
 }
 
 /// An optional array field (missing and `null` read as `None`), borrowed.
@@ -62,10 +51,25 @@ pub fn optional_array<'a>(
     key: &str,
     path: impl Display,
 ) -> Result<Option<&'a [Value]>, MechanismError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => array(value, format_args!("`{path}.{key}`")).map(Some),
-    }
+    given(object, key)
+        .map(|value| array(value, format_args!("`{path}.{key}`")))
+        .transpose()
+}
+
+/// The value of a required field, or an error saying it is missing.
+fn present<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    path: impl Display,
+) -> Result<&'a Value, MechanismError> {
+    object
+        .get(key)
+        .ok_or_else(|| MechanismError::invalid(format!("`{path}.{key}` is missing")))
+}
+
+/// The value of an optional field: `None` when it is missing or `null`.
+fn given<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    object.get(key).filter(|value| !value.is_null())
 }
 
 /// The items of an array; anything else gets serde's own message, as [`required`] gives.
