@@ -292,7 +292,17 @@ fn resuming_from_a_checkpoint_reads_only_the_new_events() {
     let mut damaged = bytes.clone();
     let middle = damaged.len() / 2;
     damaged[middle] ^= 1;
-    assert!(AuditCheckpoint::from_bytes(&damaged).is_err());
+    assert_eq!(
+        AuditCheckpoint::from_bytes(&damaged)
+            .unwrap_err()
+            .to_string(),
+        "audit checkpoint: its digest does not match its content; the file was changed or damaged"
+    );
+    let cut = &bytes[..bytes.len() - 5];
+    assert_eq!(
+        AuditCheckpoint::from_bytes(cut).unwrap_err().to_string(),
+        "audit checkpoint: not an audit checkpoint: the bytes end too soon"
+    );
     let other = generated(directory.path(), "omega", 300);
     let source = LogSource::new(LogReader::open(&other).unwrap());
     let options = AuditOptions {

@@ -129,8 +129,28 @@ fn a_changed_checkpoint_is_refused() {
     assert!(renamed.restore::<OmegaTwoPool>().is_err());
     let mut bytes = checkpoint.to_bytes().unwrap();
     bytes.push(0);
-    assert!(ProjectionCheckpoint::from_bytes(&bytes).is_err());
-    assert!(ProjectionCheckpoint::from_bytes(&[1, 2, 3]).is_err());
+    let refusal = |bytes: &[u8]| {
+        ProjectionCheckpoint::from_bytes(bytes)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        refusal(&bytes),
+        "invalid input: projection checkpoint has trailing bytes"
+    );
+    assert_eq!(
+        refusal(&[1, 2, 3]),
+        "invalid input: not a projection checkpoint: the bytes end too soon"
+    );
+    // A state cut short under a hash that matches it: the hash check passes, decoding
+    // says why it fails.
+    let mut cut = checkpoint.clone();
+    cut.state.truncate(cut.state.len() / 2);
+    cut.state_hash = Hash(*blake3::hash(&cut.state).as_bytes());
+    assert_eq!(
+        cut.restore::<OmegaTwoPool>().unwrap_err().to_string(),
+        "invalid input: checkpoint state does not decode: the bytes end too soon"
+    );
 }
 
 #[test]

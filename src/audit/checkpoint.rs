@@ -7,7 +7,7 @@
 //! it must name the log being audited.
 
 use serde::{Deserialize, Serialize};
-use weightlog_replay::projection::ProjectionCheckpoint;
+use weightlog_replay::projection::{ProjectionCheckpoint, decode_reason, encode_reason};
 use weightlog_schema::Hash;
 use weightlog_schema::merkle::Frontier;
 
@@ -44,6 +44,10 @@ struct Stored {
     body: Body,
     /// blake3 of the body's bincode bytes: a damaged or edited file is refused.
     digest: Hash,
+}
+
+fn cannot_encode(error: bincode::error::EncodeError) -> AuditError {
+    AuditError::Checkpoint(format!("cannot encode: {}", encode_reason(error)))
 }
 
 fn config() -> bincode::config::Configuration {
@@ -120,21 +124,21 @@ impl AuditCheckpoint {
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, AuditError> {
-        let body = bincode::serde::encode_to_vec(&self.body, config())
-            .map_err(|error| AuditError::Checkpoint(format!("cannot encode: {error}")))?;
+        let body = bincode::serde::encode_to_vec(&self.body, config()).map_err(cannot_encode)?;
         let stored = Stored {
             body: self.body.clone(),
             digest: Hash(*blake3::hash(&body).as_bytes()),
         };
-        bincode::serde::encode_to_vec(&stored, config())
-            .map_err(|error| AuditError::Checkpoint(format!("cannot encode: {error}")))
+        bincode::serde::encode_to_vec(&stored, config()).map_err(cannot_encode)
     }
 
     /// Reads a saved checkpoint, checking its digest and its projection state's hash.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, AuditError> {
         let refused = |reason: String| AuditError::Checkpoint(reason);
         let (stored, read): (Stored, usize) = bincode::serde::decode_from_slice(bytes, config())
-            .map_err(|error| refused(format!("not an audit checkpoint: {error}")))?;
+            .map_err(|error| {
+                refused(format!("not an audit checkpoint: {}", decode_reason(error)))
+            })?;
         if read != bytes.len() {
             return Err(refused("trailing bytes after the checkpoint".into()));
         }
@@ -144,8 +148,7 @@ impl AuditCheckpoint {
                 stored.body.version
             )));
         }
-        let body = bincode::serde::encode_to_vec(&stored.body, config())
-            .map_err(|error| refused(format!("cannot encode: {error}")))?;
+        let body = bincode::serde::encode_to_vec(&stored.body, config()).map_err(cannot_encode)?;
         if Hash(*blake3::hash(&body).as_bytes()) != stored.digest {
             return Err(refused(
                 "its digest does not match its content; the file was changed or damaged".into(),

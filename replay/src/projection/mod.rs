@@ -200,11 +200,44 @@ fn bincode_config() -> bincode::config::Configuration {
 
 /// The canonical bytes of a state: bincode 2, standard configuration.
 pub fn state_bytes<S: Serialize>(state: &S) -> Result<Vec<u8>, MechanismError> {
-    bincode::serde::encode_to_vec(state, bincode_config()).map_err(cannot_encode)
+    bincode::serde::encode_to_vec(state, bincode_config())
+        .map_err(|error| cannot_encode(encode_reason(error)))
 }
 
 fn cannot_encode(error: impl std::fmt::Display) -> MechanismError {
     MechanismError::invalid(format!("cannot encode the projection state: {error}"))
+}
+
+/// Why bincode could not encode a value, in words: bincode's own `Display` is its `Debug`
+/// form (`OtherString("...")`), which wraps the reason a `Serialize` gave.
+pub fn encode_reason(error: bincode::error::EncodeError) -> String {
+    use bincode::error::EncodeError;
+    match error {
+        EncodeError::OtherString(reason) => reason,
+        EncodeError::Other(reason) => reason.to_string(),
+        EncodeError::Serde(bincode::serde::EncodeError::SequenceMustHaveLength) => {
+            "a sequence without a length, which bincode cannot write".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Why bincode could not decode bytes, in words, for the errors a damaged or foreign file
+/// gives (see [`encode_reason`]).
+pub fn decode_reason(error: bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError;
+    match error {
+        DecodeError::UnexpectedEnd { .. } => "the bytes end too soon".to_string(),
+        DecodeError::LimitExceeded => "a length is larger than the bytes can hold".to_string(),
+        DecodeError::UnexpectedVariant {
+            type_name, found, ..
+        } => format!("{found} is not a variant of `{type_name}`"),
+        DecodeError::Utf8 { inner } => format!("a string is not UTF-8 ({inner})"),
+        DecodeError::InvalidBooleanValue(byte) => format!("{byte} is not a boolean"),
+        DecodeError::OtherString(reason) => reason,
+        DecodeError::Other(reason) => reason.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// The determinism witness: blake3 of the state's canonical bytes ([`state_bytes`]).
@@ -215,7 +248,7 @@ pub fn state_hash<S: Serialize>(state: &S) -> Result<Hash, MechanismError> {
     let mut hasher = blake3::Hasher::new();
     let mut buffered = std::io::BufWriter::with_capacity(STATE_HASH_BUFFER, &mut hasher);
     bincode::serde::encode_into_std_write(state, &mut buffered, bincode_config())
-        .map_err(cannot_encode)?;
+        .map_err(|error| cannot_encode(encode_reason(error)))?;
     buffered.flush().map_err(cannot_encode)?;
     drop(buffered);
     Ok(Hash(*hasher.finalize().as_bytes()))
@@ -265,7 +298,10 @@ impl ProjectionCheckpoint {
         }
         let (state, read) = bincode::serde::decode_from_slice(&self.state, bincode_config())
             .map_err(|error| {
-                MechanismError::invalid(format!("checkpoint state does not decode: {error}"))
+                MechanismError::invalid(format!(
+                    "checkpoint state does not decode: {}",
+                    decode_reason(error)
+                ))
             })?;
         if read != self.state.len() {
             return Err(MechanismError::invalid(
@@ -283,7 +319,10 @@ impl ProjectionCheckpoint {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MechanismError> {
         let (checkpoint, read) = bincode::serde::decode_from_slice(bytes, bincode_config())
             .map_err(|error| {
-                MechanismError::invalid(format!("not a projection checkpoint: {error}"))
+                MechanismError::invalid(format!(
+                    "not a projection checkpoint: {}",
+                    decode_reason(error)
+                ))
             })?;
         if read != bytes.len() {
             return Err(MechanismError::invalid(
