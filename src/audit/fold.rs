@@ -298,7 +298,7 @@ pub(super) fn run(
             fold.compare(result);
         }
     }
-    Ok(fold.report(size))
+    fold.report(size)
 }
 
 impl Fold<'_> {
@@ -1136,17 +1136,9 @@ impl Fold<'_> {
         }
     }
 
-    fn report(self, size: u64) -> (AuditReport, Option<AuditCheckpoint>) {
-        let (projection, state_hash) = match &self.profile {
-            Some(Profile {
-                projection: Ok(projection),
-                ..
-            }) => (
-                projection.name().to_string(),
-                projection.state_hash().unwrap_or(Hash([0; 32])),
-            ),
-            _ => ("none".to_string(), Hash([0; 32])),
-        };
+    fn report(self, size: u64) -> Result<(AuditReport, Option<AuditCheckpoint>), AuditError> {
+        let folded_to = self.frontier.size().min(self.fold_limit);
+        let (projection, state_hash) = final_state(self.profile.as_ref(), folded_to)?;
         let diverged = |kind: &str| {
             self.divergences
                 .iter()
@@ -1180,7 +1172,7 @@ impl Fold<'_> {
             events_checked: self.frontier.size().saturating_sub(self.start),
             checkpoints_checked: self.checkpoints_checked,
             resumed_from: self.start,
-            folded_to: self.frontier.size().min(self.fold_limit),
+            folded_to,
             projection,
             state_hash,
             root: self.frontier.root(),
@@ -1197,7 +1189,28 @@ impl Fold<'_> {
             divergences,
             verdict,
         };
-        (report, self.saved)
+        Ok((report, self.saved))
+    }
+}
+
+/// The projection's name and the hash of its state at the end of the audit; a log with
+/// no projection reports `none` and a zero hash. A state that does not hash is an error:
+/// a zero hash in its place would read as a witness that no replay can reproduce.
+fn final_state(profile: Option<&Profile>, folded_to: u64) -> Result<(String, Hash), AuditError> {
+    match profile {
+        Some(Profile {
+            projection: Ok(projection),
+            ..
+        }) => {
+            let name = projection.name();
+            let hash = projection.state_hash().map_err(|error| AuditError::State {
+                projection: name.to_string(),
+                folded_to,
+                reason: error.to_string(),
+            })?;
+            Ok((name.to_string(), hash))
+        }
+        _ => Ok(("none".to_string(), Hash([0; 32]))),
     }
 }
 
@@ -1309,5 +1322,94 @@ fn compare_decision(
             })
         }
         Ok(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::ser::{Error as _, Serialize, Serializer};
+    use weightlog_replay::projection::{ProjectionCheckpoint, state_hash};
+
+    use super::*;
+
+    /// A state that refuses to encode, as a state holding something bincode cannot write
+    /// would.
+    #[derive(Clone)]
+    struct Unencodable;
+
+    impl Serialize for Unencodable {
+        fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(S::Error::custom("a value with no encoding"))
+        }
+    }
+
+    /// A running projection whose state is [`Unencodable`]; only its state hash is asked
+    /// for here.
+    struct Stuck(Unencodable);
+
+    impl RunningProjection for Stuck {
+        fn name(&self) -> &'static str {
+            "stuck"
+        }
+        fn apply(&mut self, _: u64, _: &Event) -> Result<(), MechanismError> {
+            Ok(())
+        }
+        fn output(&self) -> Result<Value, MechanismError> {
+            Err(MechanismError::invalid("no output"))
+        }
+        fn decision(&self) -> Result<Recomputed, MechanismError> {
+            Err(MechanismError::invalid("no decision"))
+        }
+        fn fork(&self) -> Box<dyn RunningProjection> {
+            Box::new(Stuck(self.0.clone()))
+        }
+        fn state_hash(&self) -> Result<Hash, MechanismError> {
+            state_hash(&self.0)
+        }
+        fn checkpoint(&self, _: u64) -> Result<ProjectionCheckpoint, MechanismError> {
+            Err(MechanismError::invalid("no checkpoint"))
+        }
+        fn restore(&mut self, _: &ProjectionCheckpoint) -> Result<(), MechanismError> {
+            Err(MechanismError::invalid("no checkpoint"))
+        }
+    }
+
+    fn profile(projection: Result<Box<dyn RunningProjection>, String>) -> Profile {
+        Profile {
+            name: "test".into(),
+            parameters_json: "{}".into(),
+            parameters_hash: Hash([0; 32]),
+            projection,
+        }
+    }
+
+    #[test]
+    fn a_state_that_does_not_hash_stops_the_report() {
+        let stuck = profile(Ok(Box::new(Stuck(Unencodable))));
+        let error = final_state(Some(&stuck), 42).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "projection `stuck` over seqs below 42: invalid input: cannot encode the \
+             projection state: a value with no encoding"
+        );
+    }
+
+    #[test]
+    fn the_report_carries_the_state_hash_or_none() {
+        let running = for_profile("affine", "{}").unwrap();
+        let expected = running.state_hash().unwrap();
+        let affine = profile(Ok(running));
+        assert_eq!(
+            final_state(Some(&affine), 0).unwrap(),
+            ("affine/stages_v2".to_string(), expected)
+        );
+        assert_ne!(expected, Hash([0; 32]));
+        let without = profile(Err("no projection for this profile".into()));
+        for profile in [None, Some(&without)] {
+            assert_eq!(
+                final_state(profile, 0).unwrap(),
+                ("none".to_string(), Hash([0; 32]))
+            );
+        }
     }
 }

@@ -194,6 +194,13 @@ pub enum AuditError {
     Checkpoint(String),
     #[error("{0}")]
     Options(String),
+    /// The final state did not hash, so the report would have no determinism witness.
+    #[error("projection `{projection}` over seqs below {folded_to}: {reason}")]
+    State {
+        projection: String,
+        folded_to: u64,
+        reason: String,
+    },
 }
 
 /// Audits a log. With the report comes, when `options.save_checkpoint` asks for it, a
