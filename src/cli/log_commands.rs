@@ -9,7 +9,7 @@ use weightlog_schema::event::LogId;
 use weightlog_schema::merkle;
 use weightlog_schema::{Event, SequencedEvent, event_id};
 
-use super::{AppendArgs, CatArgs, CliError, InitArgs, InspectArgs, VerifyArgs};
+use super::{AppendArgs, CatArgs, CliError, InitArgs, InspectArgs, VerifyArgs, json_value};
 use crate::log::{APPEND_BATCH_EVENTS_MAX, Genesis, Log, LogError, LogReader, verify_log};
 
 fn now_ms() -> u64 {
@@ -298,10 +298,7 @@ pub(super) fn verify(args: VerifyArgs) -> Result<(), CliError> {
     let reader = LogReader::open(&args.log)?;
     let report = verify_log(&reader, |_| {})?;
     if args.json {
-        println!(
-            "{:#}",
-            serde_json::to_value(&report).unwrap_or(serde_json::Value::Null)
-        );
+        println!("{:#}", json_value(&report)?);
     } else {
         println!("origin       {}", report.origin);
         println!("signer       {}", report.signer);

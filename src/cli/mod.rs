@@ -433,6 +433,13 @@ pub enum CliError {
     Reported(String),
 }
 
+/// A report as a JSON value, for `--json`. Our report types always serialise today; if
+/// one ever did not, printing `null` in its place would read as an empty report.
+pub(crate) fn json_value(value: &impl serde::Serialize) -> Result<serde_json::Value, CliError> {
+    serde_json::to_value(value)
+        .map_err(|error| CliError::Input(format!("cannot write the report as JSON: {error}")))
+}
+
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use weightlog_schema::event::AccountId;
 
-use super::CliError;
+use super::{CliError, json_value};
 use crate::chain::{Network, SimChain, SimConfig, SubmitOptions, SubxtChain};
 use crate::keys::{Hotkey, PasswordSource, WalletLocation};
 use crate::log::LogReader;
@@ -335,7 +335,7 @@ pub(super) fn demo(args: DemoArgs) -> Result<(), CliError> {
     if audit.is_match() {
         Ok(())
     } else {
-        let verdict = serde_json::to_string(&audit.verdict).unwrap_or_default();
+        let verdict = json_value(&audit.verdict)?;
         Err(CliError::Diverged(format!(
             "the demo's own log did not verify: {verdict}"
         )))

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{CliError, ReplayCommand, ReplayVerifyArgs};
+use super::{CliError, ReplayCommand, ReplayVerifyArgs, json_value};
 use crate::audit::{self, AuditCheckpoint, AuditOptions, AuditReport, LogSource, Verdict};
 
 pub(super) fn replay(command: ReplayCommand) -> Result<(), CliError> {
@@ -80,7 +80,7 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
         std::fs::write(path, bytes).map_err(CliError::io(path))?;
     }
     if args.json {
-        let mut value = serde_json::to_value(&report).unwrap_or(serde_json::Value::Null);
+        let mut value = json_value(&report)?;
         if let serde_json::Value::Object(map) = &mut value {
             map.insert("threads".into(), threads.into());
             map.insert("elapsed_ms".into(), (elapsed.as_millis() as u64).into());
