@@ -228,7 +228,6 @@ pub fn decode_reason(error: bincode::error::DecodeError) -> String {
     use bincode::error::DecodeError;
     match error {
         DecodeError::UnexpectedEnd { .. } => "the bytes end too soon".to_string(),
-        DecodeError::LimitExceeded => "a length is larger than the bytes can hold".to_string(),
         DecodeError::UnexpectedVariant {
             type_name, found, ..
         } => format!("{found} is not a variant of `{type_name}`"),
