@@ -400,6 +400,32 @@ fn switched_to_legacy_winrate() -> Vec<weightlog_schema::Event> {
 }
 
 #[test]
+fn a_log_whose_profile_has_no_projection_reports_no_state_hash() {
+    use weightlog::audit::MemorySource;
+
+    // A generated log up to its first decision, opened under a profile no projection knows.
+    let mut events = genlog::events(&GenOptions::new("omega", 300, 1)).unwrap();
+    let decision = events
+        .iter()
+        .position(|event| matches!(event.payload, Payload::WeightsComputed(_)))
+        .unwrap_or(events.len());
+    events.truncate(decision);
+    let Payload::LogOpened(opened) = &mut events[0].payload else {
+        panic!("a generated log opens with LogOpened");
+    };
+    opened.profile = "custom".into();
+    let source = MemorySource::new(&events).unwrap();
+    let (report, _) = audit(&source, &with_threads(2), &|_| {}).unwrap();
+    assert_eq!(report.verdict, Verdict::Match, "{report:?}");
+    assert_eq!(
+        (report.projection.as_str(), report.state_hash),
+        ("none", None)
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["state_hash"], serde_json::Value::Null, "{json}");
+}
+
+#[test]
 fn a_profile_change_to_another_mode_switches_the_projection_over_the_whole_log() {
     use weightlog::audit::MemorySource;
 

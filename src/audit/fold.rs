@@ -1194,9 +1194,12 @@ impl Fold<'_> {
 }
 
 /// The projection's name and the hash of its state at the end of the audit; a log with
-/// no projection reports `none` and a zero hash. A state that does not hash is an error:
-/// a zero hash in its place would read as a witness that no replay can reproduce.
-fn final_state(profile: Option<&Profile>, folded_to: u64) -> Result<(String, Hash), AuditError> {
+/// no projection reports `none` and no hash (a zero hash would read as a witness that some
+/// state hashed to it). A state that does not hash is an error, for the same reason.
+fn final_state(
+    profile: Option<&Profile>,
+    folded_to: u64,
+) -> Result<(String, Option<Hash>), AuditError> {
     match profile {
         Some(Profile {
             projection: Ok(projection),
@@ -1208,9 +1211,9 @@ fn final_state(profile: Option<&Profile>, folded_to: u64) -> Result<(String, Has
                 folded_to,
                 reason: error.to_string(),
             })?;
-            Ok((name.to_string(), hash))
+            Ok((name.to_string(), Some(hash)))
         }
-        _ => Ok(("none".to_string(), Hash([0; 32]))),
+        _ => Ok(("none".to_string(), None)),
     }
 }
 
@@ -1401,15 +1404,11 @@ mod tests {
         let affine = profile(Ok(running));
         assert_eq!(
             final_state(Some(&affine), 0).unwrap(),
-            ("affine/stages_v2".to_string(), expected)
+            ("affine/stages_v2".to_string(), Some(expected))
         );
-        assert_ne!(expected, Hash([0; 32]));
         let without = profile(Err("no projection for this profile".into()));
         for profile in [None, Some(&without)] {
-            assert_eq!(
-                final_state(profile, 0).unwrap(),
-                ("none".to_string(), Hash([0; 32]))
-            );
+            assert_eq!(final_state(profile, 0).unwrap(), ("none".to_string(), None));
         }
     }
 }

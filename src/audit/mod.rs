@@ -152,9 +152,9 @@ pub struct AuditReport {
     /// Seqs below this were folded into the projection.
     pub folded_to: u64,
     /// The projection in force at the end, and its state hash there (the determinism
-    /// witness).
+    /// witness); `none` and no hash when the log's profile has no projection.
     pub projection: String,
-    pub state_hash: Hash,
+    pub state_hash: Option<Hash>,
     /// The Merkle root of the events checked, and the size it covers.
     pub root: Hash,
     pub root_size: u64,

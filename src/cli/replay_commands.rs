@@ -120,10 +120,13 @@ fn print_summary(report: &AuditReport, threads: usize, seconds: f64) {
         report.events_checked, report.resumed_from, report.checkpoints_checked
     );
     println!("root         {} at size {}", report.root, report.root_size);
-    println!(
-        "projection   {} over seqs below {}, state hash {}",
-        report.projection, report.folded_to, report.state_hash
-    );
+    match &report.state_hash {
+        Some(hash) => println!(
+            "projection   {} over seqs below {}, state hash {hash}",
+            report.projection, report.folded_to
+        ),
+        None => println!("projection   none: the log's profile has no projection to fold"),
+    }
     println!(
         "decisions    {} recomputed, {} differ",
         report.decisions_checked, report.decisions_diverged
