@@ -123,13 +123,16 @@ impl AuditCheckpoint {
         &self.body.projection
     }
 
+    /// The bytes of a [`Stored`] checkpoint. bincode writes a struct as its fields one after
+    /// another, so those are the body's bytes followed by the digest's: the body (and the
+    /// projection state in it) is encoded once.
     pub fn to_bytes(&self) -> Result<Vec<u8>, AuditError> {
-        let body = bincode::serde::encode_to_vec(&self.body, config()).map_err(cannot_encode)?;
-        let stored = Stored {
-            body: self.body.clone(),
-            digest: Hash(*blake3::hash(&body).as_bytes()),
-        };
-        bincode::serde::encode_to_vec(&stored, config()).map_err(cannot_encode)
+        let mut bytes =
+            bincode::serde::encode_to_vec(&self.body, config()).map_err(cannot_encode)?;
+        let digest = Hash(*blake3::hash(&bytes).as_bytes());
+        bincode::serde::encode_into_std_write(digest, &mut bytes, config())
+            .map_err(cannot_encode)?;
+        Ok(bytes)
     }
 
     /// Reads a saved checkpoint, checking its digest and its projection state's hash.
@@ -168,5 +171,54 @@ impl AuditCheckpoint {
             )));
         }
         Ok(Self { body: stored.body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved() -> AuditCheckpoint {
+        let mut frontier = Frontier::new();
+        for seq in 0..5u8 {
+            frontier.push(Hash([seq; 32]));
+        }
+        let state = vec![7; 300];
+        let projection = ProjectionCheckpoint {
+            name: "affine/stages_v2".into(),
+            next_seq: frontier.size(),
+            state_hash: Hash(*blake3::hash(&state).as_bytes()),
+            state,
+        };
+        AuditCheckpoint::new(
+            "log.redb",
+            "5Gsju",
+            &frontier,
+            "affine",
+            "{}",
+            Hash([9; 32]),
+            projection,
+            3,
+        )
+    }
+
+    #[test]
+    fn the_bytes_are_the_stored_body_and_digest_and_read_back() {
+        let checkpoint = saved();
+        let bytes = checkpoint.to_bytes().unwrap();
+        let body = bincode::serde::encode_to_vec(&checkpoint.body, config()).unwrap();
+        let stored = Stored {
+            body: checkpoint.body.clone(),
+            digest: Hash(*blake3::hash(&body).as_bytes()),
+        };
+        assert_eq!(
+            bytes,
+            bincode::serde::encode_to_vec(&stored, config()).unwrap()
+        );
+        assert_eq!(AuditCheckpoint::from_bytes(&bytes).unwrap(), checkpoint);
+
+        let mut damaged = bytes.clone();
+        damaged[10] ^= 1;
+        assert!(AuditCheckpoint::from_bytes(&damaged).is_err());
     }
 }
