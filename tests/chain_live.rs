@@ -1,6 +1,7 @@
 //! Opt-in: reads a real network's metagraph. Runs only when `WEIGHTLOG_LIVE_CHAIN_URL` names
 //! a network (`finney`, `test`, or a ws:// / wss:// URL); `WEIGHTLOG_LIVE_CHAIN_NETUID`
 //! picks the subnet (default 1). Without the variable it prints why it skipped.
+#![cfg(feature = "node")]
 
 use weightlog::chain::{Chain, Network, SubmitOptions, SubxtChain};
 

@@ -1,6 +1,7 @@
 //! Offline chain tests: extrinsic bytes against the spec-393 fixture metadata, the golden
 //! vectors of shared/chain-fixtures/vectors.json, the drand round-1000 timelock known
 //! answer, and the epoch-schedule tables.
+#![cfg(feature = "node")]
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! The subxt client against a JSON-RPC peer on loopback (tests/common/chain_peer.rs) that
 //! serves the spec-393 fixture metadata and hand-built state: reading a metagraph, submitting
 //! weights (plain and timelocked), retries, and the refusals that must submit nothing.
+#![cfg(feature = "node")]
 
 #[path = "common/chain_peer.rs"]
 mod chain_peer;

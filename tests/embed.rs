@@ -1,6 +1,7 @@
 //! all-MiniLM-L6-v2 on burn against the sentence-transformers reference
 //! (../shared/fixtures/minilm): token ids, embeddings, truncation at 256 tokens, and
 //! determinism on the CPU backend. With `--features wgpu` the same fixture runs on wgpu.
+#![cfg(feature = "embed")]
 
 use std::sync::OnceLock;
 

@@ -2,6 +2,7 @@
 //! embedded with MiniLM (CPU), recorded quantised, the emissions computed from the records,
 //! the weights from the emissions; the auditor re-embeds and re-evaluates everything and
 //! catches a forged embedding and an inflated emission. Also the heatmap of a round.
+#![cfg(feature = "embed")]
 
 mod common;
 

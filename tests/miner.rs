@@ -1,5 +1,6 @@
 //! The miner client against misbehaving loopback servers, the reference miner's request
 //! checks, and its answers for every environment scored through the real client.
+#![cfg(feature = "node")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The live node end to end: demo-sized runs of every profile (better miners get more weight
 //! and the node's own log replays to a match), the simulated chain's rules, and a node
 //! killed with SIGKILL mid-run that resumes from its log.
+#![cfg(feature = "node")]
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};

@@ -352,11 +352,23 @@ fn the_cli_exit_codes_say_match_tampered_and_diverged() {
     assert_eq!(json["verdict"], "tampered");
     assert_eq!(json["seq"], 100);
 
-    // Re-embedding (with the real model) does not change what a tampered log is.
-    let (code, json) = verify(&good, &["--re-embed"]);
-    assert_eq!(code, Some(2), "{json}");
-    assert_eq!(json["verdict"], "tampered");
-    assert_eq!(json["seq"], 100);
+    if cfg!(feature = "embed") {
+        // Re-embedding (with the real model) does not change what a tampered log is.
+        let (code, json) = verify(&good, &["--re-embed"]);
+        assert_eq!(code, Some(2), "{json}");
+        assert_eq!(json["verdict"], "tampered");
+        assert_eq!(json["seq"], 100);
+    } else {
+        // An auditor's build without the embedder says so, and audits nothing.
+        let output = Command::new(BIN)
+            .args(["replay", "verify", "--re-embed"])
+            .arg(&good)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("without its `embed` feature"), "{stderr}");
+    }
 }
 
 /// A generated omega log that switches to `legacy_winrate` at its end, followed by the
@@ -397,6 +409,68 @@ fn switched_to_legacy_winrate() -> Vec<weightlog_schema::Event> {
     };
     events.push(Event::new(timestamp_ms, Payload::WeightsComputed(honest)));
     events
+}
+
+/// An auditor's build without the sandbox cannot run a miner's program: it counts those
+/// evaluations as not re-run, not as divergences.
+#[cfg(not(feature = "sandbox"))]
+#[test]
+fn without_the_sandbox_evaluations_that_run_code_are_not_re_run() {
+    use weightlog::audit::MemorySource;
+    use weightlog::envs::{Environment, ded};
+    use weightlog_schema::Event;
+    use weightlog_schema::event::{EvaluationRecorded, ResponseOutcome, ResponseReceived};
+
+    let mut events = genlog::events(&GenOptions::new("affine", 300, 3)).unwrap();
+    let options = AuditOptions {
+        re_evaluate: true,
+        ..with_threads(2)
+    };
+    let (before, _) = audit(&MemorySource::new(&events).unwrap(), &options, &|_| {}).unwrap();
+    let (uid, hotkey) = events
+        .iter()
+        .find_map(|event| match &event.payload {
+            Payload::ResponseReceived(response) => Some((response.uid, response.hotkey)),
+            _ => None,
+        })
+        .unwrap();
+    let issued = common::issued_challenge(&ded::Ded, 12, &serde_json::json!({}));
+    let timestamp_ms = events.last().unwrap().timestamp_ms;
+    events.extend([
+        Event::new(timestamp_ms + 1, Payload::ChallengeIssued(issued.clone())),
+        Event::new(
+            timestamp_ms + 2,
+            Payload::ResponseReceived(ResponseReceived {
+                challenge_id: issued.challenge_id.clone(),
+                uid,
+                hotkey,
+                outcome: ResponseOutcome::Ok {
+                    body: "print(1)".into(),
+                },
+                latency_ms: 10,
+                attempts: 1,
+                miner_signature: None,
+            }),
+        ),
+        Event::new(
+            timestamp_ms + 3,
+            Payload::EvaluationRecorded(EvaluationRecorded {
+                challenge_id: issued.challenge_id,
+                uid,
+                score: 1.0,
+                metrics: Vec::new(),
+                evaluator: ded::Ded.evaluators()[0].into(),
+                fuel_used: Some(1),
+            }),
+        ),
+    ]);
+    let (report, _) = audit(&MemorySource::new(&events).unwrap(), &options, &|_| {}).unwrap();
+    assert_eq!(report.verdict, Verdict::Match, "{report:?}");
+    assert_eq!(report.evaluations_checked, before.evaluations_checked);
+    assert_eq!(
+        report.evaluations_not_rerun,
+        before.evaluations_not_rerun + 1
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! verdict and leave the host alone; the example wasm plugin loads only with its pinned hash.
 //!
 //! python.wasm comes from the asset cache (`$WEIGHTLOG_CACHE`, fetched once if missing).
+#![cfg(feature = "sandbox")]
 
 use std::path::PathBuf;
 

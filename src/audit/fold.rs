@@ -933,9 +933,11 @@ impl Fold<'_> {
             self.evaluations_not_rerun += 1;
             return;
         };
+        // Without the sandbox feature the auditor's build cannot run a miner's program.
         if !environment
             .evaluators()
             .contains(&evaluation.evaluator.as_str())
+            || (environment.runs_code() && !cfg!(feature = "sandbox"))
         {
             self.evaluations_not_rerun += 1;
             return;

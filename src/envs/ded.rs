@@ -15,7 +15,7 @@ use weightlog_schema::event::{ChallengeIssued, Metric};
 use super::problems::{self, DedProblem, DedTest};
 use super::text;
 use super::{EnvError, Environment, Evaluation, Generated, sat};
-use crate::sandbox::{Limits, Sandbox, Verdict};
+use crate::sandbox::Verdict;
 
 pub const NAME: &str = "affine:ded";
 /// Fuel of each test case's run unless the parameters say otherwise.
@@ -69,28 +69,14 @@ pub fn case_program(code: &str, case: &DedTest) -> Option<(String, String, Strin
 }
 
 /// Runs every case until one fails: (cases passed, fuel used in all).
-pub fn run_cases(
-    sandbox: &Sandbox,
-    code: &str,
-    cases: &[DedTest],
-    fuel: u64,
-) -> Result<(usize, u64), EnvError> {
-    let limits = Limits {
-        fuel,
-        ..Limits::default()
-    };
+pub fn run_cases(code: &str, cases: &[DedTest], fuel: u64) -> Result<(usize, u64), EnvError> {
     let mut passed = 0;
     let mut fuel_used = 0u64;
     for case in cases {
         let Some((program, stdin, expected)) = case_program(code, case) else {
             break;
         };
-        let run = sandbox
-            .run_python(&program, stdin.as_bytes(), &limits)
-            .map_err(|error| EnvError::Sandbox {
-                environment: NAME,
-                message: error.to_string(),
-            })?;
+        let run = problems::run_python(NAME, &program, &stdin, fuel)?;
         fuel_used = fuel_used.saturating_add(run.fuel_used);
         let ok = run.verdict == Verdict::Ok
             && run.stderr.is_empty()
@@ -110,6 +96,10 @@ impl Environment for Ded {
 
     fn evaluators(&self) -> &'static [&'static str] {
         &[sat::EVALUATOR]
+    }
+
+    fn runs_code(&self) -> bool {
+        true
     }
 
     fn generate(&self, seed: u64, parameters: &Value) -> Result<Generated, EnvError> {
@@ -156,9 +146,7 @@ impl Environment for Ded {
             });
         };
         let code = text::code_of(response);
-        let sandbox = problems::sandbox(NAME)?;
-        let (passed, fuel_used) =
-            run_cases(sandbox, &code, cases, posed.fuel.unwrap_or(FUEL_DEFAULT))?;
+        let (passed, fuel_used) = run_cases(&code, cases, posed.fuel.unwrap_or(FUEL_DEFAULT))?;
         let all = !cases.is_empty() && passed == cases.len();
         Ok(Evaluation {
             score: if all { 1.0 } else { 0.0 },

@@ -77,6 +77,12 @@ pub trait Environment: Send + Sync {
     /// auditor re-evaluates exactly those.
     fn evaluators(&self) -> &'static [&'static str];
 
+    /// Whether `evaluate` runs the miner's program in the sandbox; a build without the
+    /// `sandbox` feature cannot re-run those evaluations.
+    fn runs_code(&self) -> bool {
+        false
+    }
+
     /// A challenge from a seed and the environment's parameters (a JSON object; `{}` for
     /// the defaults).
     fn generate(&self, seed: u64, parameters: &Value) -> Result<Generated, EnvError>;

@@ -20,6 +20,7 @@ use weightlog_schema::event::ChallengeIssued;
 
 use super::EnvError;
 use super::rng::SplitMix64;
+use crate::sandbox::RunResult;
 
 /// The largest problem (one JSON line) accepted.
 pub const PROBLEM_BYTES_MAX: usize = 1 << 20;
@@ -268,14 +269,36 @@ pub(super) fn encode<P: Serialize>(
     })
 }
 
-/// The shared sandbox, or the environment's error saying why there is none.
-pub(super) fn sandbox(
+/// Runs a Python program in the shared sandbox under `fuel`, or says why there is no
+/// sandbox to run it in.
+pub(super) fn run_python(
     environment: &'static str,
-) -> Result<&'static crate::sandbox::Sandbox, EnvError> {
-    crate::sandbox::Sandbox::shared().map_err(|message| EnvError::Sandbox {
+    program: &str,
+    stdin: &str,
+    fuel: u64,
+) -> Result<RunResult, EnvError> {
+    let unavailable = |message: String| EnvError::Sandbox {
         environment,
         message,
-    })
+    };
+    #[cfg(feature = "sandbox")]
+    {
+        let limits = crate::sandbox::Limits {
+            fuel,
+            ..crate::sandbox::Limits::default()
+        };
+        crate::sandbox::Sandbox::shared()
+            .map_err(unavailable)?
+            .run_python(program, stdin.as_bytes(), &limits)
+            .map_err(|error| unavailable(error.to_string()))
+    }
+    #[cfg(not(feature = "sandbox"))]
+    {
+        let _ = (program, stdin, fuel);
+        Err(unavailable(
+            "this weightlog was built without its `sandbox` feature".into(),
+        ))
+    }
 }
 
 /// The index a seed picks among `count` problems (`count > 0`).

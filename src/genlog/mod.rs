@@ -43,6 +43,7 @@ use crate::envs::rng::SplitMix64;
 use crate::keys::Hotkey;
 use crate::log::{APPEND_BATCH_EVENTS_MAX, Genesis, Log, LogError};
 
+#[cfg(feature = "node")]
 pub(crate) use aml::median;
 use world::World;
 

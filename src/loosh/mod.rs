@@ -3,7 +3,7 @@
 //!
 //! 1. [`embedding_events`]: the prompt and every successful answer embedded with MiniLM,
 //!    quantised, as `EmbeddingComputed` (the prompt under
-//!    [`PROMPT_EMBEDDING_UID`]).
+//!    [`PROMPT_EMBEDDING_UID`](weightlog_replay::projection::loosh_evaluate::PROMPT_EMBEDDING_UID)).
 //! 2. [`emission_events`]: the loosh `evaluate` mechanism run on the round as the log holds
 //!    it (the [`LooshEvaluate`] projection's input, built from the *recorded* vectors), one
 //!    `EvaluationRecorded` per answering miner with evaluator [`EVALUATOR_EMISSION`]. The
@@ -13,6 +13,8 @@
 //! auditor on either get the same emissions and weights from the same log; re-embedding
 //! (`replay verify --re-embed`) checks the vectors themselves within a tolerance.
 
+#[cfg(feature = "embed")]
+mod embedding;
 pub mod heatmap;
 
 use std::collections::BTreeMap;
@@ -20,49 +22,11 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use weightlog_replay::MechanismError;
 use weightlog_replay::projection::loosh::EVALUATOR_EMISSION;
-use weightlog_replay::projection::loosh_evaluate::{
-    LooshEvaluate, LooshEvaluateState, PROMPT_EMBEDDING_UID, Round,
-};
-use weightlog_schema::event::{
-    ChallengeIssued, EmbeddingComputed, EvaluationRecorded, ResponseOutcome, ResponseReceived,
-};
+use weightlog_replay::projection::loosh_evaluate::{LooshEvaluate, LooshEvaluateState, Round};
+use weightlog_schema::event::EvaluationRecorded;
 
-use crate::embed::{EmbedError, Embedder, quantize};
-
-/// `EmbeddingComputed` for a round: the prompt first, then each successful answer in the
-/// order given, embedded together in batches of `batch_size`.
-pub fn embedding_events(
-    embedder: &Embedder,
-    challenge: &ChallengeIssued,
-    responses: &[ResponseReceived],
-    batch_size: usize,
-) -> Result<Vec<EmbeddingComputed>, EmbedError> {
-    let mut texts = vec![(PROMPT_EMBEDDING_UID, challenge.prompt.as_str())];
-    for response in responses {
-        if response.challenge_id != challenge.challenge_id {
-            continue;
-        }
-        if let ResponseOutcome::Ok { body } = &response.outcome {
-            texts.push((response.uid, body.as_str()));
-        }
-    }
-    let only_texts: Vec<&str> = texts.iter().map(|(_, text)| *text).collect();
-    let embeddings = embedder.embed(&only_texts, batch_size)?;
-    Ok(texts
-        .iter()
-        .zip(embeddings)
-        .map(|((uid, _), values)| {
-            let quantized = quantize::quantize(&values);
-            EmbeddingComputed {
-                challenge_id: challenge.challenge_id.clone(),
-                uid: *uid,
-                model_hash: embedder.model_hash(),
-                scale: quantized.scale,
-                vector: quantized.vector,
-            }
-        })
-        .collect())
-}
+#[cfg(feature = "embed")]
+pub use embedding::embedding_events;
 
 /// The round's emissions by uid, computed from the round as the log holds it.
 pub fn emissions(
