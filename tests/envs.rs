@@ -402,13 +402,7 @@ fn user_problem_sets_load_from_jsonl() {
 /// every environment that decides scores; `lie` flips one recorded evaluation.
 fn log_with_evaluations(lie: Option<usize>) -> (Vec<Event>, usize) {
     let mut events = genlog::events(&GenOptions::new("affine", 300, 3)).unwrap();
-    let (uid, hotkey) = events
-        .iter()
-        .find_map(|event| match &event.payload {
-            Payload::ResponseReceived(response) => Some((response.uid, response.hotkey)),
-            _ => None,
-        })
-        .expect("the generated log has a response");
+    let (uid, hotkey) = common::first_responder(&events);
     let mut timestamp_ms = events.last().unwrap().timestamp_ms;
     let mut push = |events: &mut Vec<Event>, payload| {
         timestamp_ms += 1;

@@ -427,13 +427,7 @@ fn without_the_sandbox_evaluations_that_run_code_are_not_re_run() {
         ..with_threads(2)
     };
     let (before, _) = audit(&MemorySource::new(&events).unwrap(), &options, &|_| {}).unwrap();
-    let (uid, hotkey) = events
-        .iter()
-        .find_map(|event| match &event.payload {
-            Payload::ResponseReceived(response) => Some((response.uid, response.hotkey)),
-            _ => None,
-        })
-        .unwrap();
+    let (uid, hotkey) = common::first_responder(&events);
     let issued = common::issued_challenge(&ded::Ded, 12, &serde_json::json!({}));
     let timestamp_ms = events.last().unwrap().timestamp_ms;
     events.extend([

@@ -10,8 +10,8 @@ use serde_json::Value;
 use weightlog::envs::Environment;
 use weightlog::keys::Hotkey;
 use weightlog::log::{Genesis, Log};
-use weightlog_schema::event::{ChallengeIssued, EventKind, LogId};
-use weightlog_schema::{Event, samples};
+use weightlog_schema::event::{AccountId, ChallengeIssued, EventKind, LogId};
+use weightlog_schema::{Event, Payload, samples};
 
 /// The fixture wallet directory beside the repository.
 pub fn fixtures() -> PathBuf {
@@ -71,4 +71,16 @@ pub fn issued_challenge(
         target_uids: vec![1],
         deadline_ms: 0,
     }
+}
+
+/// The uid and hotkey of the first miner that answered in `events` (a generated log has
+/// one), to record more answers from a miner the log knows.
+pub fn first_responder(events: &[Event]) -> (u16, AccountId) {
+    events
+        .iter()
+        .find_map(|event| match &event.payload {
+            Payload::ResponseReceived(response) => Some((response.uid, response.hotkey)),
+            _ => None,
+        })
+        .expect("the log has a response")
 }
