@@ -1250,3 +1250,38 @@ fn a_damaged_log_is_an_error_not_a_panic() {
         );
     }
 }
+
+/// A proof or an audit checkpoint is never written over the log (or any file that is not
+/// one); an audit refuses such a path before it starts.
+#[test]
+fn outputs_are_not_written_over_other_files() {
+    let env = Env::new();
+    env.init_log();
+    env.write("events.jsonl", jsonl(&every_kind(3)));
+    env.append("events.jsonl").ok();
+    let log_bytes = std::fs::read(env.path(LOG)).expect("read log");
+    env.run(&["prove", "inclusion", LOG, "1", "--out", LOG])
+        .fails(1)
+        .stderr_has("is a database")
+        .stderr_has("refusing to overwrite it with a proof");
+    env.run(&["replay", "verify", LOG, "--save-checkpoint", LOG])
+        .fails(1)
+        .stderr_has("refusing to overwrite it with an audit checkpoint");
+    env.write("notes.txt", "mine");
+    env.run(&["prove", "inclusion", LOG, "1", "--out", "notes.txt"])
+        .fails(1)
+        .stderr_has("exists and is not one");
+    assert_eq!(std::fs::read(env.path(LOG)).expect("read log"), log_bytes);
+    assert_eq!(env.read("notes.txt"), "mine");
+
+    // A proof replaces an older proof.
+    env.run(&["prove", "inclusion", LOG, "1", "--out", "proof.json"])
+        .ok();
+    env.run(&["prove", "inclusion", LOG, "2", "--out", "proof.json"])
+        .ok();
+    let proof: ProofBundle = serde_json::from_str(&env.read("proof.json")).expect("a proof");
+    let ProofBundle::Inclusion { proof, .. } = proof else {
+        panic!("an inclusion proof")
+    };
+    assert_eq!(proof.leaf_index, 2);
+}

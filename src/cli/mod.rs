@@ -19,6 +19,7 @@ mod mechanism_commands;
 mod miner_commands;
 #[cfg(feature = "node")]
 mod node_commands;
+mod output;
 mod proof_commands;
 mod replay_commands;
 #[cfg(feature = "sandbox")]

@@ -4,6 +4,7 @@ use weightlog_schema::SignedCheckpoint;
 use weightlog_schema::bundle::{ProofBundle, Verified};
 use weightlog_schema::signature::PublicKey;
 
+use super::output::replace_file;
 use super::{CheckpointArgs, CliError, ProveCommand, VerifyProofArgs};
 use crate::log::LogReader;
 
@@ -43,7 +44,9 @@ pub(super) fn prove(command: ProveCommand) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(&bundle)
         .map_err(|error| CliError::Input(format!("cannot write the proof as JSON: {error}")))?;
     match out {
-        Some(path) => std::fs::write(&path, text + "\n").map_err(CliError::io(&path))?,
+        Some(path) => replace_file(&path, (text + "\n").as_bytes(), "a proof", |existing| {
+            serde_json::from_slice::<ProofBundle>(existing).is_ok()
+        })?,
         None => println!("{text}"),
     }
     Ok(())

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::output::{check_replaceable, replace_file};
 use super::{CliError, ReplayCommand, ReplayVerifyArgs, json_value};
 use crate::audit::{self, AuditCheckpoint, AuditOptions, AuditReport, LogSource, Verdict};
 
@@ -30,6 +31,12 @@ fn reembedder(_backend: &str) -> Result<std::sync::Arc<dyn audit::Reembedder>, C
     ))
 }
 
+const CHECKPOINT_FILE: &str = "an audit checkpoint";
+
+fn is_audit_checkpoint(bytes: &[u8]) -> bool {
+    AuditCheckpoint::from_bytes(bytes).is_ok()
+}
+
 fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
     let re_embed = if args.re_embed {
         Some(reembedder(&args.backend)?)
@@ -45,6 +52,10 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
         }
         None => None,
     };
+    // Before the audit, which may take long, rather than after it.
+    if let Some(path) = &args.save_checkpoint {
+        check_replaceable(path, CHECKPOINT_FILE, is_audit_checkpoint)?;
+    }
     let threads = match args.threads {
         Some(threads) => threads,
         None => std::thread::available_parallelism().map_or(1, usize::from),
@@ -90,7 +101,7 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
         let bytes = saved
             .to_bytes()
             .map_err(|error| CliError::Input(error.to_string()))?;
-        std::fs::write(path, bytes).map_err(CliError::io(path))?;
+        replace_file(path, &bytes, CHECKPOINT_FILE, is_audit_checkpoint)?;
     }
     if args.json {
         let mut value = json_value(&report)?;
@@ -138,7 +149,14 @@ fn print_summary(report: &AuditReport, threads: usize, seconds: f64) {
             "projection   {} over seqs below {}, state hash {hash}",
             report.projection, report.folded_to
         ),
-        None => println!("projection   none: the log's profile has no projection to fold"),
+        None => match &report.verdict {
+            Verdict::Invalid(finding) => println!(
+                "projection   stopped at seq {}: not valid for the profile (see the verdict), so \
+                 no state hash",
+                finding.seq
+            ),
+            _ => println!("projection   none: the log's profile has no projection to fold"),
+        },
     }
     println!(
         "decisions    {} recomputed, {} differ",
