@@ -493,6 +493,63 @@ fn a_log_whose_profile_has_no_projection_reports_no_state_hash() {
     assert_eq!(json["state_hash"], serde_json::Value::Null, "{json}");
 }
 
+/// A built-in profile with parameters its projection cannot use is not a log with no
+/// projection (which would pass with nothing recomputed): it is invalid where they appear.
+#[test]
+fn a_built_in_profile_with_parameters_it_cannot_use_is_invalid() {
+    use weightlog::audit::MemorySource;
+    use weightlog_schema::codec::parameters_hash_of;
+    use weightlog_schema::event::ProfileChanged;
+
+    let nonsense = r#"{"mode":"nonsense"}"#.to_string();
+    let mut events = genlog::events(&GenOptions::new("omega", 300, 1)).unwrap();
+    let Payload::LogOpened(opened) = &mut events[0].payload else {
+        panic!("a generated log opens with LogOpened");
+    };
+    opened.parameters_hash = parameters_hash_of(&nonsense);
+    opened.parameters_json = nonsense.clone();
+    let (report, _) = audit(
+        &MemorySource::new(&events).unwrap(),
+        &with_threads(2),
+        &|_| {},
+    )
+    .unwrap();
+    let Verdict::Invalid(finding) = &report.verdict else {
+        panic!("{report:?}");
+    };
+    assert_eq!((finding.seq, finding.kind.as_str()), (0, "LogOpened"));
+    assert!(finding.reason.contains("no mode `nonsense`"), "{finding:?}");
+
+    // The same through a profile change half way.
+    let mut events = genlog::events(&GenOptions::new("omega", 300, 1)).unwrap();
+    let timestamp_ms = events[150].timestamp_ms;
+    events.insert(
+        150,
+        weightlog_schema::Event::new(
+            timestamp_ms,
+            Payload::ProfileChanged(ProfileChanged {
+                profile: "omega".into(),
+                parameters_hash: parameters_hash_of(&nonsense),
+                parameters_json: nonsense,
+            }),
+        ),
+    );
+    events.truncate(151);
+    let (report, _) = audit(
+        &MemorySource::new(&events).unwrap(),
+        &with_threads(2),
+        &|_| {},
+    )
+    .unwrap();
+    let Verdict::Invalid(finding) = &report.verdict else {
+        panic!("{report:?}");
+    };
+    assert_eq!(
+        (finding.seq, finding.kind.as_str()),
+        (150, "ProfileChanged")
+    );
+}
+
 #[test]
 fn a_profile_change_to_another_mode_switches_the_projection_over_the_whole_log() {
     use weightlog::audit::MemorySource;

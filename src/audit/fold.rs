@@ -14,7 +14,9 @@ use crossbeam_channel::{Sender, unbounded};
 use serde_json::{Value, json};
 use weightlog_replay::MechanismError;
 use weightlog_replay::projection::decision::{Decision, Recomputed};
-use weightlog_replay::projection::registry::{RunningProjection, for_genesis, for_profile};
+use weightlog_replay::projection::registry::{
+    PROFILES, RunningProjection, for_genesis, for_profile,
+};
 use weightlog_schema::event::{ChallengeIssued, EvaluationRecorded, Metric, ResponseOutcome};
 use weightlog_schema::merkle::Frontier;
 use weightlog_schema::{Event, Hash, Payload, codec};
@@ -597,11 +599,15 @@ impl Fold<'_> {
         }
         match &event.payload {
             Payload::LogOpened(opened) => {
+                let projection = for_genesis(event).map_err(|error| error.to_string());
+                if let Err(reason) = &projection {
+                    self.note_unusable_profile(seq, kind, &opened.profile, reason);
+                }
                 self.profile = Some(Profile {
                     name: opened.profile.clone(),
                     parameters_json: opened.parameters_json.clone(),
                     parameters_hash: opened.parameters_hash,
-                    projection: for_genesis(event).map_err(|error| error.to_string()),
+                    projection,
                 });
             }
             Payload::ProfileChanged(changed) => self.change_profile(seq, changed)?,
@@ -1006,7 +1012,11 @@ impl Fold<'_> {
                         Err("the log's history was changed".to_string())
                     }
                 },
-                Err(error) => Err(error.to_string()),
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.note_unusable_profile(seq, "ProfileChanged", &changed.profile, &reason);
+                    Err(reason)
+                }
             }
         } else {
             match self.profile.take().map(|profile| profile.projection) {
@@ -1021,6 +1031,25 @@ impl Fold<'_> {
             projection,
         });
         Ok(())
+    }
+
+    /// A profile that has a projection, with parameters it cannot use, makes the log
+    /// invalid there: nothing after it could be recomputed. (A profile with no projection
+    /// at all is not an error: such a log has nothing to recompute.)
+    fn note_unusable_profile(
+        &mut self,
+        seq: u64,
+        kind: impl std::fmt::Display,
+        profile: &str,
+        reason: &str,
+    ) {
+        if PROFILES.contains(&profile) && self.invalid.is_none() {
+            self.invalid = Some(finding(
+                seq,
+                kind,
+                format!("profile `{profile}` cannot use these parameters: {reason}"),
+            ));
+        }
     }
 
     /// Folds the events below `to` into a projection taking over. The events `0..=to` are

@@ -111,6 +111,10 @@ where
     })
 }
 
+/// The profiles that have a projection. A log of any other profile has nothing to
+/// recompute; a log of one of these whose parameters its projection cannot use is invalid.
+pub const PROFILES: [&str; 6] = ["affine", "loosh", "quasar", "quasar_items", "omega", "aml"];
+
 /// The projection for a profile and its parameters, with an empty state.
 pub fn for_profile(
     profile: &str,
@@ -151,8 +155,8 @@ pub fn for_profile(
         },
         "aml" => Ok(running(AmlScores)),
         other => Err(MechanismError::invalid(format!(
-            "no projection for profile `{other}`; known profiles: affine, loosh, quasar, \
-             quasar_items, omega, aml"
+            "no projection for profile `{other}`; known profiles: {}",
+            PROFILES.join(", ")
         ))),
     }
 }
@@ -165,5 +169,26 @@ pub fn for_genesis(genesis: &Event) -> Result<Box<dyn RunningProjection>, Mechan
             "a log starts with LogOpened, not {}",
             other.kind()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`PROFILES`] is the list `for_profile` knows: each of them gets its projection or an
+    /// error about its parameters, any other name gets "no projection".
+    #[test]
+    fn the_profiles_listed_are_the_profiles_known() {
+        for profile in PROFILES {
+            if let Err(error) = for_profile(profile, "{}") {
+                assert!(
+                    !error.to_string().contains("no projection for profile"),
+                    "{profile}: {error}"
+                );
+            }
+        }
+        let error = for_profile("custom", "{}").err().expect("no projection");
+        assert!(error.to_string().contains("no projection for profile `custom`"));
     }
 }
