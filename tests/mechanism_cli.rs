@@ -111,3 +111,28 @@ fn bad_input_prints_an_error_object_and_exits_non_zero() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// Input that cannot be read is invalid input too: the same error object, not a bare line
+/// on stderr.
+#[test]
+fn unreadable_input_prints_an_error_object_too() {
+    let (code, output, _) = run(b"{\"mode\": \"readme\", \"x\": \"\xff\"}");
+    assert_eq!(code, 1, "{output}");
+    let message = output["error"].as_str().expect("an error key");
+    assert!(message.contains("stdin: cannot read"), "{message}");
+
+    let missing = std::env::temp_dir().join("weightlog-no-such-mechanism-input.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_weightlog"))
+        .args(["mechanism", "run", "--input"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout: Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    let message = stdout["error"].as_str().expect("an error key");
+    assert!(message.contains("cannot read"), "{message}");
+    assert!(
+        message.contains("weightlog-no-such-mechanism-input.json"),
+        "{message}"
+    );
+}
