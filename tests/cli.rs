@@ -25,6 +25,10 @@ const PASSWORD_ENV: &str = "WEIGHTLOG_WALLET_PASSWORD";
 const COLDKEY_SS58: &str = "5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV";
 const COLDKEY_PASSWORD: &str = "correct horse battery staple";
 const LOG: &str = "validator.wlog";
+/// The profile of the logs these storage tests write: one with no projection, so that any
+/// valid event may be appended (an append to a log of a built-in profile must also pass its
+/// projection; see `append_refuses_what_the_profile_refuses`).
+const PROFILE: &str = "custom";
 /// Longest a single command may take before the test calls it a hang.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -207,7 +211,7 @@ impl Env {
         let address = self.dev_key("dev", "default");
         let out = self
             .run_wallet(
-                &["init", LOG, "--netuid", "7", "--profile", "affine"],
+                &["init", LOG, "--netuid", "7", "--profile", PROFILE],
                 ("dev", "default"),
             )
             .ok();
@@ -380,7 +384,7 @@ fn init_append_inspect_cat_checkpoint_verify() {
         unreachable!()
     };
     assert_eq!(opened.netuid, 7);
-    assert_eq!(opened.profile, "affine");
+    assert_eq!(opened.profile, PROFILE);
     assert_eq!(opened.validator_hotkey.to_ss58(), address);
     let stored: Vec<Event> = lines[1..].iter().map(|line| line.event.clone()).collect();
     assert_eq!(stored, events);
@@ -645,7 +649,7 @@ fn proofs_verify_offline_and_tampering_is_caught() {
         "--netuid",
         "7",
         "--profile",
-        "affine",
+        PROFILE,
         "--wallet.path",
         env.wallets().to_str().unwrap(),
         "--wallet.name",
@@ -1081,7 +1085,7 @@ fn encrypted_wallet_password() {
     // No password and stdin not a terminal: a clear error, not a hang (no Argon2 run).
     for envs in [&[][..], &[(PASSWORD_ENV, "")][..]] {
         env.run_wallet_with(
-            &["init", LOG, "--netuid", "7", "--profile", "affine"],
+            &["init", LOG, "--netuid", "7", "--profile", PROFILE],
             wallet,
             envs,
         )
@@ -1094,7 +1098,7 @@ fn encrypted_wallet_password() {
     // The right password (Argon2 run 1).
     let out = env
         .run_wallet_with(
-            &["init", LOG, "--netuid", "7", "--profile", "affine"],
+            &["init", LOG, "--netuid", "7", "--profile", PROFILE],
             wallet,
             &[(PASSWORD_ENV, COLDKEY_PASSWORD)],
         )
@@ -1249,6 +1253,69 @@ fn a_damaged_log_is_an_error_not_a_panic() {
             "`{command}` on a damaged log: {out:#?}"
         );
     }
+}
+
+/// `init` refuses parameters its profile's projection cannot use, and `append` refuses an
+/// event the projection refuses (what `replay verify` would call invalid), naming its line
+/// and leaving the log as it was. The log then takes the valid rest and audits as a match.
+#[test]
+fn append_refuses_what_the_profile_refuses() {
+    let env = Env::new();
+    env.dev_key("dev", "default");
+    let wallet = ("dev", "default");
+    let init = |parameters: Option<&str>| {
+        let mut args = vec!["init", LOG, "--netuid", "7", "--profile", "affine"];
+        if let Some(parameters) = parameters {
+            args.extend(["--parameters", parameters]);
+        }
+        env.run_wallet(&args, wallet)
+    };
+    init(None)
+        .fails(1)
+        .stderr_has("missing field `environments`")
+        .stderr_has("no log was created");
+    env.write("nonsense.json", r#"{"mode":"nonsense"}"#);
+    init(Some("nonsense.json"))
+        .fails(1)
+        .stderr_has("no mode `nonsense`");
+    assert!(!env.path(LOG).exists());
+
+    // A generated affine log's parameters and events, appended to a log the dev key signs.
+    let generated =
+        weightlog::genlog::events(&weightlog::genlog::GenOptions::new("affine", 600, 1))
+            .expect("generated events");
+    let Payload::LogOpened(opened) = &generated[0].payload else {
+        panic!("a log starts with LogOpened")
+    };
+    env.write("affine.json", &opened.parameters_json);
+    init(Some("affine.json")).ok();
+    env.write("first.jsonl", jsonl(&generated[1..400]));
+    env.append("first.jsonl").ok();
+    let before = env.state();
+
+    // An evaluation of a uid the metagraph does not hold, on line 2 of the batch.
+    let mut stranger = generated[400..]
+        .iter()
+        .find(|event| matches!(event.payload, Payload::EvaluationRecorded(_)))
+        .expect("an evaluation")
+        .clone();
+    if let Payload::EvaluationRecorded(evaluation) = &mut stranger.payload {
+        evaluation.uid = 999;
+    }
+    let mut batch = vec![generated[400].clone(), stranger];
+    batch.extend_from_slice(&generated[401..]);
+    env.write("stranger.jsonl", jsonl(&batch));
+    env.append("stranger.jsonl")
+        .fails(1)
+        .stderr_has("line 2: the log's profile refuses this event")
+        .stderr_has("uid 999")
+        .stderr_has("nothing was appended");
+    assert_eq!(env.state(), before);
+
+    env.write("rest.jsonl", jsonl(&generated[400..]));
+    env.append("rest.jsonl").ok();
+    let out = env.run(&["replay", "verify", LOG]).ok();
+    assert!(out.stdout.contains("verdict      MATCH"), "{out:#?}");
 }
 
 /// A proof or an audit checkpoint is never written over the log (or any file that is not

@@ -14,12 +14,14 @@
 //! fold is sequential, parallel results are keyed by seq and the first problem is the one
 //! with the lowest seq. Tests compare reports and state hashes across thread counts.
 
+mod admission;
 mod checkpoint;
 mod fold;
 mod pipeline;
 pub mod properties;
 mod source;
 
+pub use admission::{Admission, admission};
 pub use checkpoint::AuditCheckpoint;
 pub use source::{LogSource, MemorySource, Source};
 

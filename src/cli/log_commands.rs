@@ -7,10 +7,14 @@ use rand_core::{OsRng, RngCore};
 use serde_json::json;
 use weightlog_schema::event::LogId;
 use weightlog_schema::merkle;
+use weightlog_schema::signature::PublicKey;
 use weightlog_schema::{Event, SequencedEvent, event_id};
 
 use super::{AppendArgs, CatArgs, CliError, InitArgs, InspectArgs, VerifyArgs, json_value};
-use crate::log::{APPEND_BATCH_EVENTS_MAX, Genesis, Log, LogError, LogReader, verify_log};
+use crate::audit::{Admission, AuditOptions, MemorySource, Verdict, admission, audit};
+use crate::log::{
+    APPEND_BATCH_EVENTS_MAX, EncodedEvent, Genesis, Log, LogError, LogReader, verify_log,
+};
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -35,22 +39,36 @@ pub(super) fn init(args: InitArgs) -> Result<(), CliError> {
     let hotkey = args.wallet.load()?;
     let mut log_id = [0u8; 16];
     OsRng.fill_bytes(&mut log_id);
-    let log = Log::create(
-        &args.log,
-        hotkey,
-        Genesis {
-            netuid: args.netuid,
-            profile: args.profile,
-            parameters_json,
-            timestamp_ms: now_ms(),
-            log_id: LogId(log_id),
-        },
-    )?;
+    let genesis = Genesis {
+        netuid: args.netuid,
+        profile: args.profile,
+        parameters_json,
+        timestamp_ms: now_ms(),
+        log_id: LogId(log_id),
+    };
+    refuse_unusable_parameters(&genesis, &PublicKey(hotkey.public_key()))?;
+    let log = Log::create(&args.log, hotkey, genesis)?;
     println!("created {}", args.log.display());
     println!("origin  {}", log.meta().origin);
     println!("signer  {}", log.meta().signer.to_ss58());
     log.close()?;
     Ok(())
+}
+
+/// Refuses a genesis that `replay verify` would call invalid at seq 0: parameters the
+/// named profile's projection cannot use. A profile with no projection takes any JSON.
+fn refuse_unusable_parameters(genesis: &Genesis, signer: &PublicKey) -> Result<(), CliError> {
+    let source = MemorySource::new(&[genesis.event(signer)])
+        .map_err(|error| CliError::Input(error.to_string()))?;
+    let (report, _) = audit(&source, &AuditOptions::default(), &|_| {})
+        .map_err(|error| CliError::Input(error.to_string()))?;
+    match report.verdict {
+        Verdict::Invalid(finding) | Verdict::Tampered(finding) => Err(CliError::Input(format!(
+            "--parameters: {}; no log was created",
+            finding.reason
+        ))),
+        Verdict::Match | Verdict::Diverged(_) => Ok(()),
+    }
 }
 
 /// Reads a JSON Lines batch; the error names the first bad line.
@@ -99,17 +117,36 @@ pub(super) fn append(args: AppendArgs) -> Result<(), CliError> {
             args.jsonl.display()
         )));
     }
+    let refused = |index: usize, reason: &dyn std::fmt::Display| {
+        CliError::Input(format!(
+            "line {}: {reason}; nothing was appended",
+            line_numbers[index]
+        ))
+    };
+    // Encoded (and checked by the codec) before the log is opened for writing.
+    let encoded = events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| EncodedEvent::new(event).map_err(|error| refused(index, &error)))
+        .collect::<Result<Vec<_>, _>>()?;
     let hotkey = args.wallet.load()?;
     let log = Log::open(&args.log, hotkey)?;
     let size_before = log.reader().size()?;
-    let seqs = match log.append_batch(&events) {
-        Ok(seqs) => seqs,
-        Err(LogError::BadEvent { index, source }) => {
-            return Err(CliError::Input(format!(
-                "line {}: {source}; nothing was appended",
-                line_numbers[index]
-            )));
+    match admission(log.reader(), &encoded).map_err(|error| CliError::Input(error.to_string()))? {
+        Admission::Admitted => {}
+        Admission::Refused { index, reason } => {
+            return Err(refused(
+                index,
+                &format!("the log's profile refuses this event: {reason}"),
+            ));
         }
+        Admission::Unchecked(why) => {
+            eprintln!("note: the new events were not checked against a projection: {why}");
+        }
+    }
+    let seqs = match log.append_encoded(encoded) {
+        Ok(seqs) => seqs,
+        Err(LogError::BadEvent { index, source }) => return Err(refused(index, &source)),
         Err(error) => return Err(error.into()),
     };
     let first = seqs.iter().min().copied().unwrap_or(0);

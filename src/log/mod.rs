@@ -114,6 +114,23 @@ pub struct Genesis {
     pub log_id: LogId,
 }
 
+impl Genesis {
+    /// The `LogOpened` event (seq 0) of a log with this genesis, signed by `signer`.
+    pub fn event(&self, signer: &PublicKey) -> Event {
+        Event::new(
+            self.timestamp_ms,
+            Payload::LogOpened(LogOpened {
+                log_id: self.log_id,
+                netuid: self.netuid,
+                validator_hotkey: AccountId(signer.0),
+                profile: self.profile.clone(),
+                parameters_hash: codec::parameters_hash_of(&self.parameters_json),
+                parameters_json: self.parameters_json.clone(),
+            }),
+        )
+    }
+}
+
 /// Log-wide facts from the `meta` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogMeta {
@@ -172,17 +189,7 @@ impl Log {
             return Err(LogError::AlreadyExists { path: path.into() });
         }
         let signer = PublicKey(hotkey.public_key());
-        let opened = Event::new(
-            genesis.timestamp_ms,
-            Payload::LogOpened(LogOpened {
-                log_id: genesis.log_id,
-                netuid: genesis.netuid,
-                validator_hotkey: AccountId(signer.0),
-                profile: genesis.profile,
-                parameters_hash: codec::parameters_hash_of(&genesis.parameters_json),
-                parameters_json: genesis.parameters_json,
-            }),
-        );
+        let opened = genesis.event(&signer);
         // Validate the genesis before creating any file, so bad parameters leave nothing behind.
         let encoded =
             EncodedEvent::new(&opened).map_err(|source| LogError::BadEvent { index: 0, source })?;
