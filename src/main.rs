@@ -9,7 +9,20 @@ use weightlog::cli::{Cli, Command, EXIT_ERROR, EXIT_INVALID, run};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error, which is this tool's "tampered or invalid" code: a
+    // script could not tell a typo from a bad log. Usage errors exit 1 like other errors;
+    // --help and --version still print and exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let is_verify = matches!(
         cli.command,
         Command::Verify(_) | Command::VerifyProof(_) | Command::Replay(_)

@@ -327,9 +327,9 @@ fn help_lists_every_command() {
     let out = env.run(&["keys", "--help"]).ok();
     assert!(out.stdout.contains("dev") && out.stdout.contains("show"));
 
-    // No command is a usage error, not a crash.
+    // No command is a usage error (exit 1, not the tampered code 2), not a crash.
     let out = env.run(&[]);
-    assert_eq!(out.code, 2, "{out:#?}");
+    assert_eq!(out.code, 1, "{out:#?}");
     assert!(out.stderr.contains("Usage"), "{out:#?}");
 }
 
