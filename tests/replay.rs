@@ -332,6 +332,47 @@ fn the_cli_exit_codes_say_match_tampered_and_diverged() {
     let (code, json) = verify(&good, &["--save-checkpoint", saved.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{json}");
     assert_eq!(json["verdict"], "match");
+    assert_eq!(
+        json["checkpoint_saved"]["next_seq"],
+        1_200 - 1_024,
+        "{json}"
+    );
+
+    // A fold limit closer to the genesis than the decision lag leaves no state to save:
+    // the report says so, rather than blaming a mismatch.
+    let early = directory.path().join("early.checkpoint");
+    let (code, json) = verify(
+        &good,
+        &[
+            "--until",
+            "500",
+            "--save-checkpoint",
+            early.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        (code, &json["verdict"]),
+        (Some(0), &serde_json::json!("match"))
+    );
+    assert_eq!(json["checkpoint_saved"], serde_json::Value::Null, "{json}");
+    let reason = json["checkpoint_not_saved"].as_str().unwrap_or_default();
+    assert!(reason.contains("--decision-lag (1024)"), "{json}");
+    assert!(!early.exists());
+
+    // Usage errors are errors (1), not the tampered code (2) clap would give them.
+    for extra in [
+        &["--threads", "abc"][..],
+        &["--threads", "5000"],
+        &["--until", "-1"],
+    ] {
+        let output = Command::new(BIN)
+            .args(["replay", "verify"])
+            .args(extra)
+            .arg(&good)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{extra:?}: {output:?}");
+    }
     let (code, json) = verify(&good, &["--from-checkpoint", saved.to_str().unwrap()]);
     // Only the decision lag window before the saved end is read again.
     let window = weightlog::audit::DECISION_LAG_EVENTS_MAX;

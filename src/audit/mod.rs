@@ -34,6 +34,10 @@ use weightlog_schema::Hash;
 /// Events read, decoded and handed to the fold at a time: big enough to keep the workers
 /// busy, small enough that a few chunks in flight stay a few megabytes.
 pub const CHUNK_EVENTS: usize = 4096;
+/// Most worker threads an audit starts. Each costs a stack and a share of the chunks in
+/// flight; far past the machine's cores they only cost. (100,000 asked for took minutes
+/// and gigabytes just to start.)
+pub const THREADS_MAX: usize = 1024;
 /// Chunks read and decoded ahead of the fold, at least (two per worker thread, plus two).
 pub const CHUNKS_IN_FLIGHT_MIN: usize = 4;
 /// Divergences listed in a report (the first ones by seq); `findings` counts them all.
@@ -217,6 +221,12 @@ pub fn audit(
 ) -> Result<(AuditReport, Option<AuditCheckpoint>), AuditError> {
     if options.threads == 0 {
         return Err(AuditError::Options("--threads must be at least 1".into()));
+    }
+    if options.threads > THREADS_MAX {
+        return Err(AuditError::Options(format!(
+            "--threads {} is more than the {THREADS_MAX} an audit starts",
+            options.threads
+        )));
     }
     if options.decision_lag_events > DECISION_LAG_EVENTS_MAX {
         return Err(AuditError::Options(format!(

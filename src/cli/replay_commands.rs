@@ -6,6 +6,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::{check_replaceable, replace_file};
+use serde_json::json;
+
 use super::{CliError, ReplayCommand, ReplayVerifyArgs, json_value};
 use crate::audit::{self, AuditCheckpoint, AuditOptions, AuditReport, LogSource, Verdict};
 
@@ -103,25 +105,41 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
             .map_err(|error| CliError::Input(error.to_string()))?;
         replace_file(path, &bytes, CHECKPOINT_FILE, is_audit_checkpoint)?;
     }
+    let not_saved = match (&args.save_checkpoint, &saved) {
+        (Some(_), None) => Some(why_not_saved(&report, args.decision_lag)),
+        _ => None,
+    };
     if args.json {
         let mut value = json_value(&report)?;
         if let serde_json::Value::Object(map) = &mut value {
             map.insert("threads".into(), threads.into());
             map.insert("elapsed_ms".into(), (elapsed.as_millis() as u64).into());
+            if let Some(path) = &args.save_checkpoint {
+                map.insert(
+                    "checkpoint_saved".into(),
+                    json!(
+                        saved
+                            .as_ref()
+                            .map(|saved| { json!({"path": path, "next_seq": saved.next_seq()}) })
+                    ),
+                );
+            }
+            if let Some(reason) = &not_saved {
+                map.insert("checkpoint_not_saved".into(), json!(reason));
+            }
         }
         println!("{value:#}");
     } else {
-        print_summary(&report, threads, elapsed.as_secs_f64());
-        match (&args.save_checkpoint, &saved) {
-            (Some(path), Some(saved)) => println!(
+        print_summary(&report, args.until, threads, elapsed.as_secs_f64());
+        if let (Some(path), Some(saved)) = (&args.save_checkpoint, &saved) {
+            println!(
                 "saved        audit checkpoint at seq {} to {}",
                 saved.next_seq(),
                 path.display()
-            ),
-            (Some(_), None) => {
-                println!("saved        nothing: an audit that did not match saves no checkpoint")
-            }
-            _ => {}
+            );
+        }
+        if let Some(reason) = &not_saved {
+            println!("saved        nothing: {reason}");
         }
     }
     match &report.verdict {
@@ -136,13 +154,36 @@ fn verify(args: ReplayVerifyArgs) -> Result<(), CliError> {
     }
 }
 
-fn print_summary(report: &AuditReport, threads: usize, seconds: f64) {
+/// Why an audit asked to save a checkpoint saved none.
+fn why_not_saved(report: &AuditReport, decision_lag: u64) -> String {
+    if !report.is_match() {
+        "an audit that did not match saves no checkpoint".into()
+    } else if report.state_hash.is_none() {
+        "the log's profile has no projection whose state a checkpoint could hold".into()
+    } else {
+        format!(
+            "the checkpoint goes --decision-lag ({decision_lag}) events before the fold limit \
+             ({}), and there is no projection state there; audit a longer log or lower \
+             --decision-lag",
+            report.folded_to
+        )
+    }
+}
+
+fn print_summary(report: &AuditReport, until: Option<u64>, threads: usize, seconds: f64) {
     println!("origin       {}", report.origin);
     println!("signer       {}", report.signer);
     println!(
-        "events       {} checked from seq {}, {} signed checkpoints",
-        report.events_checked, report.resumed_from, report.checkpoints_checked
+        "events       {} of {} checked from seq {}, {} signed checkpoints",
+        report.events_checked, report.log_size, report.resumed_from, report.checkpoints_checked
     );
+    if until.is_some() && report.folded_to < report.log_size {
+        println!(
+            "until        seq {}: decisions and evaluations from seq {} on were not checked",
+            report.folded_to.saturating_sub(1),
+            report.folded_to
+        );
+    }
     println!("root         {} at size {}", report.root, report.root_size);
     match &report.state_hash {
         Some(hash) => println!(
@@ -185,9 +226,16 @@ fn print_summary(report: &AuditReport, threads: usize, seconds: f64) {
     };
     println!("took         {seconds:.2} s ({rate:.0} events/s, {threads} threads)");
     match &report.verdict {
-        Verdict::Match => {
-            println!("verdict      MATCH: untampered, and every decision follows from the log")
-        }
+        Verdict::Match => match until {
+            Some(_) => println!(
+                "verdict      MATCH: untampered, and every decision up to seq {} follows from \
+                 the log",
+                report.folded_to.saturating_sub(1)
+            ),
+            None => {
+                println!("verdict      MATCH: untampered, and every decision follows from the log")
+            }
+        },
         Verdict::Tampered(finding) => {
             println!("verdict      TAMPERED at {finding}");
         }

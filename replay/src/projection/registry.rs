@@ -189,6 +189,10 @@ mod tests {
             }
         }
         let error = for_profile("custom", "{}").err().expect("no projection");
-        assert!(error.to_string().contains("no projection for profile `custom`"));
+        assert!(
+            error
+                .to_string()
+                .contains("no projection for profile `custom`")
+        );
     }
 }
