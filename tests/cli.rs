@@ -296,6 +296,7 @@ fn help_lists_every_command() {
         "prove",
         "verify-proof",
         "verify",
+        "recover",
         "replay",
         "keys",
         "schema",

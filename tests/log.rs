@@ -455,3 +455,44 @@ fn projection_checkpoints_are_stored_and_read_back() {
     // Projections are outside the Merkle tree: the log still verifies.
     assert!(verify_log(&reader, |_| {}).unwrap().is_ok());
 }
+
+/// A log that was not closed cleanly (here: copied while its writer had it open, as a
+/// crash leaves it) is refused by every reader, byte for byte untouched, until `recover`
+/// repairs it; then it reads and verifies as before.
+#[test]
+fn a_reader_never_repairs_a_log_recover_does() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("log.redb");
+    let crashed = directory.path().join("crashed.redb");
+    let log = new_log(&path);
+    log.append_batch(&workload(1, 20)).unwrap();
+    std::fs::copy(&path, &crashed).unwrap();
+    log.close().unwrap();
+
+    let before = std::fs::read(&crashed).unwrap();
+    let error = LogReader::open(&crashed)
+        .err()
+        .expect("a log that needs recovery");
+    assert!(matches!(error, LogError::NeedsRecovery { .. }), "{error}");
+    assert!(error.to_string().contains("weightlog recover"), "{error}");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_weightlog"))
+        .arg("verify")
+        .arg(&crashed)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs recovery"));
+    assert_eq!(
+        std::fs::read(&crashed).unwrap(),
+        before,
+        "the reader wrote to it"
+    );
+
+    assert_eq!(LogReader::recover(&crashed).unwrap(), 21);
+    let report = verify_log(&LogReader::open(&crashed).unwrap(), |_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problem);
+    // A log that needs nothing is not written to.
+    let clean = std::fs::read(&path).unwrap();
+    assert_eq!(LogReader::recover(&path).unwrap(), 21);
+    assert_eq!(std::fs::read(&path).unwrap(), clean);
+}

@@ -10,7 +10,9 @@ use weightlog_schema::merkle;
 use weightlog_schema::signature::PublicKey;
 use weightlog_schema::{Event, SequencedEvent, event_id};
 
-use super::{AppendArgs, CatArgs, CliError, InitArgs, InspectArgs, VerifyArgs, json_value};
+use super::{
+    AppendArgs, CatArgs, CliError, InitArgs, InspectArgs, RecoverArgs, VerifyArgs, json_value,
+};
 use crate::audit::{Admission, AuditOptions, MemorySource, Verdict, admission, audit};
 use crate::log::{
     APPEND_BATCH_EVENTS_MAX, EncodedEvent, Genesis, Log, LogError, LogReader, verify_log,
@@ -46,7 +48,15 @@ pub(super) fn init(args: InitArgs) -> Result<(), CliError> {
         timestamp_ms: now_ms(),
         log_id: LogId(log_id),
     };
-    refuse_unusable_parameters(&genesis, &PublicKey(hotkey.public_key()))?;
+    refuse_unusable_parameters(&genesis, &PublicKey(hotkey.public_key())).map_err(|error| {
+        match args.parameters {
+            Some(_) => error,
+            None => CliError::Input(format!(
+                "profile `{}` needs --parameters FILE: {error}",
+                genesis.profile
+            )),
+        }
+    })?;
     let log = Log::create(&args.log, hotkey, genesis)?;
     println!("created {}", args.log.display());
     println!("origin  {}", log.meta().origin);
@@ -329,6 +339,15 @@ fn summary(event: &Event) -> String {
         ),
         WeightsSubmitted(e) => format!("decision {} call {:?}", e.decision_seq, e.call),
     }
+}
+
+pub(super) fn recover(args: RecoverArgs) -> Result<(), CliError> {
+    let size = LogReader::recover(&args.log)?;
+    println!(
+        "{}: {size} events, open for reading; `weightlog verify` checks them",
+        args.log.display()
+    );
+    Ok(())
 }
 
 pub(super) fn verify(args: VerifyArgs) -> Result<(), CliError> {

@@ -75,6 +75,9 @@ pub enum Command {
     /// Check every event, leaf, Merkle root and checkpoint signature of a log, in order;
     /// names the first bad seq. Exit 0 when the log checks out, 2 when it does not.
     Verify(VerifyArgs),
+    /// Recover a log that was not closed cleanly (a crash): the one command besides the
+    /// writers that writes to a log file. Readers refuse such a log rather than repair it
+    Recover(RecoverArgs),
     /// Audit a log: prove it untampered and recompute every weight decision.
     #[command(subcommand)]
     Replay(ReplayCommand),
@@ -355,6 +358,11 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    pub log: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ReplayCommand {
     /// Check every event, leaf hash, checkpoint root and signature in parallel, fold the
@@ -488,6 +496,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Prove(command) => proof_commands::prove(command),
         Command::VerifyProof(args) => proof_commands::verify_proof(args),
         Command::Verify(args) => log_commands::verify(args),
+        Command::Recover(args) => log_commands::recover(args),
         Command::Replay(command) => replay_commands::replay(command),
         Command::Keys(command) => key_commands::keys(command),
         Command::Schema(args) => key_commands::schema(args),

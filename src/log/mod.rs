@@ -50,6 +50,12 @@ pub enum LogError {
     #[error("{path}: not a weightlog log ({reason})")]
     NotALog { path: PathBuf, reason: String },
     #[error(
+        "{path} was not closed cleanly (a crash?) and needs recovery, which writes to the \
+         file; a reader never writes to a log. Run `weightlog recover {path}` (on a copy, to \
+         keep this file as it is), or open it for appending"
+    )]
+    NeedsRecovery { path: PathBuf },
+    #[error(
         "the log is signed by {expected}, but the loaded hotkey is {found}; load the validator's hotkey"
     )]
     WrongSigner { expected: String, found: String },

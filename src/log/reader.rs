@@ -98,27 +98,36 @@ impl LogReader {
         if let Some(bytes) = cache_bytes {
             builder.set_cache_size(bytes);
         }
-        // A read-only open refuses a file that needs repair after a crash; a writable open
-        // repairs it, so fall back to that.
-        let db = match builder.open_read_only(path) {
-            Ok(database) => Db::ReadOnly(Arc::new(database)),
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(LogError::Busy { path: path.into() });
-            }
-            Err(_) => Db::Writable(Arc::new(
-                builder
-                    .open(path)
-                    .map_err(|error| open::open_error(path, error))?,
-            )),
-        };
-        let meta = match &db {
-            Db::Writable(database) => open::read_meta(database.as_ref(), path)?,
-            Db::ReadOnly(database) => open::read_meta(database.as_ref(), path)?,
-        };
+        // A read-only open refuses a file that needs repair after a crash. Repair writes to
+        // the file, and what an auditor reads must stay as it was given: that takes an
+        // explicit `recover`.
+        let database = builder.open_read_only(path).map_err(|error| match error {
+            redb::DatabaseError::RepairAborted => LogError::NeedsRecovery { path: path.into() },
+            other => open::open_error(path, other),
+        })?;
+        let meta = open::read_meta(&database, path)?;
+        let db = Db::ReadOnly(Arc::new(database));
         let reader = LogReader::new(db, meta);
         let size = reader.snapshot()?.size()?;
         reader.notifier.publish(size);
         Ok(reader)
+    }
+
+    /// Recovers a log that was not closed cleanly (redb repairs it on a writable open,
+    /// writing to the file) and returns its size. A log that needs nothing is left as it is.
+    pub fn recover(path: &Path) -> Result<u64, LogError> {
+        if !path.exists() {
+            return Err(LogError::Missing { path: path.into() });
+        }
+        match Self::open(path) {
+            Ok(reader) => return reader.size(),
+            Err(LogError::NeedsRecovery { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        let database = redb::Database::open(path).map_err(|error| open::open_error(path, error))?;
+        open::read_meta(&database, path)?;
+        drop(database);
+        Self::open(path)?.size()
     }
 
     pub fn meta(&self) -> &LogMeta {
