@@ -288,6 +288,55 @@ fn resuming_from_a_checkpoint_reads_only_the_new_events() {
         full.decisions_checked
     );
 
+    // The same log with its history below the resume point rewritten and signed again by
+    // its own key: it verifies alone, but not from this checkpoint, and the finding says
+    // that the resumed history may be what differs.
+    let rewritten = directory.path().join("rewritten.redb");
+    std::fs::copy(&path, &rewritten).unwrap();
+    rewrite_event(&rewritten, 100);
+    rebuild_everything(&rewritten, Some(&genlog::signing_key(5)));
+    let (alone, _) = run(&rewritten, with_threads(2));
+    assert!(
+        matches!(alone.verdict, Verdict::Match | Verdict::Diverged(_)),
+        "{alone:?}"
+    );
+    let (resumed, _) = run(
+        &rewritten,
+        AuditOptions {
+            threads: 2,
+            from_checkpoint: Some(AuditCheckpoint::from_bytes(&bytes).unwrap()),
+            ..AuditOptions::default()
+        },
+    );
+    let found = finding(&resumed);
+    assert!(
+        matches!(resumed.verdict, Verdict::Tampered(_)),
+        "{resumed:?}"
+    );
+    assert!(found.reason.contains("resume point 1500"), "{found:?}");
+
+    // A log shorter than the resume point lost events; the report's projection and root
+    // are those of the checkpoint, at its size, not labelled with the shorter log's.
+    let shorter = directory.path().join("shorter");
+    std::fs::create_dir(&shorter).unwrap();
+    let short = generated(&shorter, "affine", 1_200);
+    let (cut_short, _) = run(
+        &short,
+        AuditOptions {
+            threads: 2,
+            from_checkpoint: Some(AuditCheckpoint::from_bytes(&bytes).unwrap()),
+            ..AuditOptions::default()
+        },
+    );
+    assert!(
+        matches!(cut_short.verdict, Verdict::Tampered(_)),
+        "{cut_short:?}"
+    );
+    assert_eq!(
+        (cut_short.log_size, cut_short.folded_to, cut_short.root_size),
+        (1_200, 1_500, 1_500)
+    );
+
     // A damaged checkpoint file is refused, and one of another log is not used.
     let mut damaged = bytes.clone();
     let middle = damaged.len() / 2;

@@ -494,13 +494,24 @@ impl Fold<'_> {
                 Ok(_) => None,
             };
             if let Some(reason) = reason {
+                // After a resume, the frontier up to the resume point came from the audit
+                // checkpoint, not from this log's events: they may be what differs.
+                let resumed = if self.covered_to == self.start && self.start > 0 {
+                    format!(
+                        ", or the events below this audit's resume point {} are not the ones \
+                         its audit checkpoint was taken of; an audit from the start tells which",
+                        self.start
+                    )
+                } else {
+                    String::new()
+                };
                 self.tampered = Some(finding(
                     first,
                     "checkpoint",
                     format!(
                         "checkpoint at size {}: {reason} (an event in seqs {first}..={} was \
                          changed after signing, or the checkpoint was not signed by the log's \
-                         key)",
+                         key{resumed})",
                         checkpoint.stored_size,
                         size.saturating_sub(1)
                     ),
@@ -1168,7 +1179,9 @@ impl Fold<'_> {
     }
 
     fn report(self, size: u64) -> Result<(AuditReport, Option<AuditCheckpoint>), AuditError> {
-        let folded_to = self.frontier.size().min(self.fold_limit);
+        // A resume point past the log's end (events were removed) is where the projection
+        // state is, not the fold limit below it.
+        let folded_to = self.frontier.size().min(self.fold_limit).max(self.start);
         let (projection, state_hash) = final_state(self.profile.as_ref(), folded_to)?;
         let diverged = |kind: &str| {
             self.divergences
