@@ -159,18 +159,35 @@ pub(super) fn append(args: AppendArgs) -> Result<(), CliError> {
         Err(LogError::BadEvent { index, source }) => return Err(refused(index, &source)),
         Err(error) => return Err(error.into()),
     };
-    let first = seqs.iter().min().copied().unwrap_or(0);
-    let last = seqs.iter().max().copied().unwrap_or(0);
     let size = log.reader().size()?;
-    // Appends are idempotent: events already in the log keep the seq they have.
-    println!(
-        "{} events at seqs {first}..={last}: {} new, {} already in the log; log size {size}",
-        seqs.len(),
-        size - size_before,
-        seqs.len() as u64 - (size - size_before)
-    );
+    println!("{}", append_summary(&seqs, size_before, size));
     log.close()?;
     Ok(())
+}
+
+/// What an append did, by line: the new events and their seqs, the lines that named an
+/// event already in the log (appends are idempotent) and the lines that repeated another
+/// line of the same batch.
+fn append_summary(seqs: &[u64], size_before: u64, size: u64) -> String {
+    let new = size - size_before;
+    let already = seqs.iter().filter(|seq| **seq < size_before).count() as u64;
+    let repeated = seqs.len() as u64 - new - already;
+    let mut parts = vec![match new {
+        0 => "0 new".to_string(),
+        1 => format!("1 new at seq {size_before}"),
+        _ => format!("{new} new at seqs {size_before}..={}", size - 1),
+    }];
+    if already > 0 {
+        parts.push(format!("{already} already in the log"));
+    }
+    if repeated > 0 {
+        parts.push(format!("{repeated} repeated in this batch"));
+    }
+    format!(
+        "{} events: {}; log size {size}",
+        seqs.len(),
+        parts.join(", ")
+    )
 }
 
 pub(super) fn inspect(args: InspectArgs) -> Result<(), CliError> {
