@@ -222,6 +222,9 @@ pub(super) fn node(args: NodeArgs) -> Result<(), CliError> {
             // The simulated chain's clock starts at the log's genesis, so a restarted node
             // sees it carry on.
             let genesis_ms = if log_path.exists() {
+                // The node is this log's writer: after a crash, recovering it is its job
+                // (opening it for appending would recover it too, later).
+                LogReader::recover(&log_path)?;
                 LogReader::open(&log_path)?
                     .snapshot()?
                     .event(0)?
