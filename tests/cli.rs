@@ -1272,11 +1272,13 @@ fn append_refuses_what_the_profile_refuses() {
     };
     init(None)
         .fails(1)
+        .stderr_has("profile `affine` needs --parameters FILE")
         .stderr_has("missing field `environments`")
         .stderr_has("no log was created");
     env.write("nonsense.json", r#"{"mode":"nonsense"}"#);
     init(Some("nonsense.json"))
         .fails(1)
+        .stderr_has("--parameters nonsense.json: ")
         .stderr_has("no mode `nonsense`");
     assert!(!env.path(LOG).exists());
 

@@ -591,6 +591,18 @@ fn a_built_in_profile_with_parameters_it_cannot_use_is_invalid() {
     use weightlog_schema::codec::parameters_hash_of;
     use weightlog_schema::event::ProfileChanged;
 
+    let invalid_at = |events: &[weightlog_schema::Event]| {
+        let (report, _) = audit(
+            &MemorySource::new(events).unwrap(),
+            &with_threads(2),
+            &|_| {},
+        )
+        .unwrap();
+        let Verdict::Invalid(finding) = report.verdict else {
+            panic!("{report:?}");
+        };
+        finding
+    };
     let nonsense = r#"{"mode":"nonsense"}"#.to_string();
     let mut events = genlog::events(&GenOptions::new("omega", 300, 1)).unwrap();
     let Payload::LogOpened(opened) = &mut events[0].payload else {
@@ -598,15 +610,7 @@ fn a_built_in_profile_with_parameters_it_cannot_use_is_invalid() {
     };
     opened.parameters_hash = parameters_hash_of(&nonsense);
     opened.parameters_json = nonsense.clone();
-    let (report, _) = audit(
-        &MemorySource::new(&events).unwrap(),
-        &with_threads(2),
-        &|_| {},
-    )
-    .unwrap();
-    let Verdict::Invalid(finding) = &report.verdict else {
-        panic!("{report:?}");
-    };
+    let finding = invalid_at(&events);
     assert_eq!((finding.seq, finding.kind.as_str()), (0, "LogOpened"));
     assert!(finding.reason.contains("no mode `nonsense`"), "{finding:?}");
 
@@ -625,15 +629,7 @@ fn a_built_in_profile_with_parameters_it_cannot_use_is_invalid() {
         ),
     );
     events.truncate(151);
-    let (report, _) = audit(
-        &MemorySource::new(&events).unwrap(),
-        &with_threads(2),
-        &|_| {},
-    )
-    .unwrap();
-    let Verdict::Invalid(finding) = &report.verdict else {
-        panic!("{report:?}");
-    };
+    let finding = invalid_at(&events);
     assert_eq!(
         (finding.seq, finding.kind.as_str()),
         (150, "ProfileChanged")

@@ -48,15 +48,18 @@ pub(super) fn init(args: InitArgs) -> Result<(), CliError> {
         timestamp_ms: now_ms(),
         log_id: LogId(log_id),
     };
-    refuse_unusable_parameters(&genesis, &PublicKey(hotkey.public_key())).map_err(|error| {
-        match args.parameters {
-            Some(_) => error,
-            None => CliError::Input(format!(
-                "profile `{}` needs --parameters FILE: {error}",
+    if let Some(reason) = unusable_parameters(&genesis, &PublicKey(hotkey.public_key()))? {
+        return Err(CliError::Input(match &args.parameters {
+            Some(path) => format!(
+                "--parameters {}: {reason}; no log was created",
+                path.display()
+            ),
+            None => format!(
+                "profile `{}` needs --parameters FILE ({reason}); no log was created",
                 genesis.profile
-            )),
-        }
-    })?;
+            ),
+        }));
+    }
     let log = Log::create(&args.log, hotkey, genesis)?;
     println!("created {}", args.log.display());
     println!("origin  {}", log.meta().origin);
@@ -65,20 +68,18 @@ pub(super) fn init(args: InitArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Refuses a genesis that `replay verify` would call invalid at seq 0: parameters the
-/// named profile's projection cannot use. A profile with no projection takes any JSON.
-fn refuse_unusable_parameters(genesis: &Genesis, signer: &PublicKey) -> Result<(), CliError> {
+/// Why `replay verify` would call a log with this genesis invalid at seq 0 (parameters the
+/// named profile's projection cannot use), if it would. A profile with no projection takes
+/// any JSON.
+fn unusable_parameters(genesis: &Genesis, signer: &PublicKey) -> Result<Option<String>, CliError> {
     let source = MemorySource::new(&[genesis.event(signer)])
         .map_err(|error| CliError::Input(error.to_string()))?;
     let (report, _) = audit(&source, &AuditOptions::default(), &|_| {})
         .map_err(|error| CliError::Input(error.to_string()))?;
-    match report.verdict {
-        Verdict::Invalid(finding) | Verdict::Tampered(finding) => Err(CliError::Input(format!(
-            "--parameters: {}; no log was created",
-            finding.reason
-        ))),
-        Verdict::Match | Verdict::Diverged(_) => Ok(()),
-    }
+    Ok(match report.verdict {
+        Verdict::Invalid(finding) | Verdict::Tampered(finding) => Some(finding.reason),
+        Verdict::Match | Verdict::Diverged(_) => None,
+    })
 }
 
 /// Reads a JSON Lines batch; the error names the first bad line.

@@ -4,10 +4,9 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-
-use super::output::{check_replaceable, replace_file};
 use serde_json::json;
 
+use super::output::{check_replaceable, replace_file};
 use super::{CliError, ReplayCommand, ReplayVerifyArgs, json_value};
 use crate::audit::{self, AuditCheckpoint, AuditOptions, AuditReport, LogSource, Verdict};
 
