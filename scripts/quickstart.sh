@@ -18,7 +18,7 @@ step() { printf '\n$ weightlog %s\n' "$*"; "$bin" "$@"; }
 [ -f "$work/wallets/quickstart/hotkeys/validator" ] || step keys dev "${wallet[@]}"
 signer=$("$bin" keys show "${wallet[@]}")
 rm -f "$work/log.redb"
-step init "$work/log.redb" --netuid 7 --profile affine "${wallet[@]}"
+step init "$work/log.redb" --netuid 7 --profile custom "${wallet[@]}"
 step append "$work/log.redb" --jsonl "$root/examples/events.jsonl" "${wallet[@]}"
 step inspect "$work/log.redb"
 step cat "$work/log.redb" --from 0 --to 4
