@@ -75,8 +75,8 @@ pub enum Command {
     /// Check every event, leaf, Merkle root and checkpoint signature of a log, in order;
     /// names the first bad seq. Exit 0 when the log checks out, 2 when it does not.
     Verify(VerifyArgs),
-    /// Recover a log that was not closed cleanly (a crash): the one command besides the
-    /// writers that writes to a log file. Readers refuse such a log rather than repair it
+    /// Recover a log that was not closed cleanly (a crash). Besides the writers, the one
+    /// command that writes to a log file: readers refuse such a log rather than repair it.
     Recover(RecoverArgs),
     /// Audit a log: prove it untampered and recompute every weight decision.
     #[command(subcommand)]

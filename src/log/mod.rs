@@ -121,7 +121,7 @@ pub struct Genesis {
 }
 
 impl Genesis {
-    /// The `LogOpened` event (seq 0) of a log with this genesis, signed by `signer`.
+    /// The `LogOpened` event (seq 0) of a log with this genesis whose signer is `signer`.
     pub fn event(&self, signer: &PublicKey) -> Event {
         Event::new(
             self.timestamp_ms,
