@@ -54,21 +54,23 @@ pub enum SandboxError {
 
 impl Limits {
     fn check(&self) -> Result<(), SandboxError> {
-        let checks = [
+        within([
             ("fuel", self.fuel, FUEL_MAX),
             ("memory bytes", self.memory_bytes, MEMORY_BYTES_MAX),
             ("output bytes", self.output_bytes, OUTPUT_BYTES_MAX),
-        ];
-        for (what, actual, limit) in checks {
-            if actual > limit {
-                return Err(SandboxError::Limit {
-                    what,
-                    actual,
-                    limit,
-                });
-            }
-        }
-        Ok(())
+        ])
+    }
+}
+
+/// The first of `(what, actual, limit)` whose value is above its limit, as an error.
+fn within<const N: usize>(checks: [(&'static str, u64, u64); N]) -> Result<(), SandboxError> {
+    match checks.into_iter().find(|(_, actual, limit)| actual > limit) {
+        Some((what, actual, limit)) => Err(SandboxError::Limit {
+            what,
+            actual,
+            limit,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -211,19 +213,10 @@ impl Sandbox {
         limits: &Limits,
     ) -> Result<RunResult, SandboxError> {
         limits.check()?;
-        let sizes = [
+        within([
             ("program bytes", program.len() as u64, PROGRAM_BYTES_MAX),
             ("stdin bytes", stdin.len() as u64, STDIN_BYTES_MAX),
-        ];
-        for (what, actual, limit) in sizes {
-            if actual > limit {
-                return Err(SandboxError::Limit {
-                    what,
-                    actual,
-                    limit,
-                });
-            }
-        }
+        ])?;
         let mut args: Vec<&[u8]> = PYTHON_ARGS.iter().map(|arg| arg.as_bytes()).collect();
         args.push(b"-c");
         args.push(program.as_bytes());
@@ -313,4 +306,36 @@ fn classify(error: &wasmtime::Error) -> (Verdict, Option<i32>, Option<String>) {
 /// Where compiled modules live inside an asset cache root.
 pub fn compiled_dir(cache_root: &Path) -> PathBuf {
     cache_root.join("compiled")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_value_above_its_limit_is_the_error() {
+        assert!(within([("a", 1, 1), ("b", 0, 5)]).is_ok());
+        let error = within([("a", 1, 1), ("b", 6, 5), ("c", 9, 1)]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                SandboxError::Limit {
+                    what: "b",
+                    actual: 6,
+                    limit: 5
+                }
+            ),
+            "{error}"
+        );
+        let error = Limits {
+            fuel: FUEL_MAX + 1,
+            ..Limits::default()
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("fuel is {}, above the limit {FUEL_MAX}", FUEL_MAX + 1)
+        );
+    }
 }
