@@ -266,15 +266,19 @@ fn resuming_from_a_checkpoint_reads_only_the_new_events() {
     let saved = saved.expect("a checkpoint before the fold limit");
     assert_eq!((saved.next_seq(), saved.checked_to()), (1_500, 2_000));
     let bytes = saved.to_bytes().unwrap();
-    let restored = AuditCheckpoint::from_bytes(&bytes).unwrap();
-    let (second, _) = run(
-        &path,
-        AuditOptions {
-            threads: 2,
-            from_checkpoint: Some(restored),
-            ..AuditOptions::default()
-        },
-    );
+    // An audit of `log` resumed from the saved checkpoint, read back from its bytes.
+    let resumed_on = |log: &Path| {
+        run(
+            log,
+            AuditOptions {
+                threads: 2,
+                from_checkpoint: Some(AuditCheckpoint::from_bytes(&bytes).unwrap()),
+                ..AuditOptions::default()
+            },
+        )
+        .0
+    };
+    let second = resumed_on(&path);
     assert_eq!(second.verdict, Verdict::Match, "{second:?}");
     assert_eq!(second.resumed_from, 1_500);
     assert_eq!(
@@ -300,14 +304,7 @@ fn resuming_from_a_checkpoint_reads_only_the_new_events() {
         matches!(alone.verdict, Verdict::Match | Verdict::Diverged(_)),
         "{alone:?}"
     );
-    let (resumed, _) = run(
-        &rewritten,
-        AuditOptions {
-            threads: 2,
-            from_checkpoint: Some(AuditCheckpoint::from_bytes(&bytes).unwrap()),
-            ..AuditOptions::default()
-        },
-    );
+    let resumed = resumed_on(&rewritten);
     let found = finding(&resumed);
     assert!(
         matches!(resumed.verdict, Verdict::Tampered(_)),
@@ -320,14 +317,7 @@ fn resuming_from_a_checkpoint_reads_only_the_new_events() {
     let shorter = directory.path().join("shorter");
     std::fs::create_dir(&shorter).unwrap();
     let short = generated(&shorter, "affine", 1_200);
-    let (cut_short, _) = run(
-        &short,
-        AuditOptions {
-            threads: 2,
-            from_checkpoint: Some(AuditCheckpoint::from_bytes(&bytes).unwrap()),
-            ..AuditOptions::default()
-        },
-    );
+    let cut_short = resumed_on(&short);
     assert!(
         matches!(cut_short.verdict, Verdict::Tampered(_)),
         "{cut_short:?}"
