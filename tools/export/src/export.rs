@@ -125,8 +125,8 @@ pub fn export(
         });
     }
     if refuse_overlap(&options.out_dir, &options.tables, from, to, &meta.origin)? {
-        // This empty range was exported already (a `--resume` with nothing new): its
-        // files exist and must not be written twice.
+        // An empty range where an earlier export ends (a `--resume` with nothing new):
+        // there is nothing to add, and empty files would only clutter the folders.
         return Ok(ExportSummary {
             from,
             to,
@@ -306,7 +306,7 @@ fn check_root(
 /// incremental export never counts an event twice, and a directory that holds another log's
 /// export (checked on one file per table: a directory is one log's export). File names
 /// carry their run's range (`part-FROM-TO.parquet`, see `sink.rs`). Returns whether this
-/// very range is an empty one that was exported already.
+/// range is empty and an earlier export already ends where it is, so nothing is new.
 fn refuse_overlap(
     out_dir: &Path,
     tables: &[Table],
@@ -314,7 +314,7 @@ fn refuse_overlap(
     to: u64,
     origin: &str,
 ) -> Result<bool, ExportError> {
-    let mut same_empty_found = false;
+    let mut nothing_new = false;
     for table in tables {
         let existing = parquet_files(&out_dir.join(table.name()))?;
         if let Some(path) = existing.first() {
@@ -338,10 +338,10 @@ fn refuse_overlap(
                     to: file_to,
                 });
             }
-            same_empty_found |= from == to && file_from == from && file_to == to;
+            nothing_new |= from == to && file_to == to;
         }
     }
-    Ok(same_empty_found)
+    Ok(nothing_new)
 }
 
 /// The origin a file's metadata states (empty when it states none), read from its footer.

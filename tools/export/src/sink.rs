@@ -81,6 +81,9 @@ pub struct Dataset {
     /// Files closed early (evicted) in this run, so a reopened key gets a new name.
     opened_count: BTreeMap<FileKey, u32>,
     finished: Vec<(PathBuf, WrittenFile)>,
+    /// Folders this run created, in the order it created them, so that a refused run
+    /// removes them again.
+    created_folders: Vec<PathBuf>,
     clock: u64,
 }
 
@@ -106,6 +109,7 @@ impl Dataset {
             open: BTreeMap::new(),
             opened_count: BTreeMap::new(),
             finished: Vec::new(),
+            created_folders: Vec::new(),
             clock: 0,
         }
     }
@@ -186,10 +190,16 @@ impl Dataset {
         if let Some(date) = &key.date {
             folder.push(format!("date={date}"));
         }
+        let missing: Vec<PathBuf> = folder
+            .ancestors()
+            .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())
+            .map(Path::to_path_buf)
+            .collect();
         std::fs::create_dir_all(&folder).map_err(|source| ExportError::Io {
             path: folder.clone(),
             source,
         })?;
+        self.created_folders.extend(missing.into_iter().rev());
         let count = self.opened_count.entry(key.clone()).or_insert(0);
         let name = match *count {
             0 => format!("{}.parquet", self.file_stem),
@@ -291,7 +301,8 @@ impl Dataset {
         Ok(written)
     }
 
-    /// Removes every file of this run: the log did not check out.
+    /// Removes every file of this run, and the folders it created for them: the log did not
+    /// check out.
     pub fn abandon(mut self) {
         let temp_paths = self
             .open
@@ -303,6 +314,11 @@ impl Dataset {
         for path in temp_paths {
             // Best effort: a leftover hidden `.partial` file is skipped by readers anyway.
             let _ = std::fs::remove_file(path);
+        }
+        // Newest first, so a folder is empty by the time its parent is removed; a folder
+        // that holds anything else is kept (`remove_dir` refuses it).
+        for folder in self.created_folders.iter().rev() {
+            let _ = std::fs::remove_dir(folder);
         }
     }
 }
@@ -344,6 +360,14 @@ fn takes(table: Table, payload: &weightlog_schema::Payload) -> bool {
             | (Table::Embeddings, Payload::EmbeddingComputed(_))
             | (Table::Metagraph, Payload::MetagraphObserved(_))
             | (Table::Weights, Payload::WeightsComputed(_))
+            | (Table::Submissions, Payload::WeightsSubmitted(_))
+            | (Table::ExternalScores, Payload::ExternalScoreRecorded(_))
+            | (Table::GroundTruth, Payload::GroundTruthRevealed(_))
+            | (
+                Table::Profiles,
+                Payload::LogOpened(_) | Payload::ProfileChanged(_)
+            )
+            | (Table::Environments, Payload::EnvironmentRegistered(_))
     )
 }
 

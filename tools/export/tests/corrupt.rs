@@ -36,8 +36,14 @@ fn overwrite(path: &Path, seq: u64, bytes: &[u8]) {
 }
 
 fn refused_at(log: &Path, out: &Path) -> u64 {
+    let out_existed = out.exists();
     match export(&options(log, out), |_, _| {}) {
         Err(ExportError::Corrupt { seq, .. }) => {
+            assert!(
+                out_existed || !out.exists(),
+                "a refused export leaves no folder it created: {:?}",
+                std::fs::read_dir(out).map(|entries| entries.count())
+            );
             assert!(
                 common::files_under(out).is_empty(),
                 "a refused export leaves no file"
