@@ -13,7 +13,8 @@
 //! encoded row group in progress (at most [`sink::ROW_GROUP_ROWS_MAX`] rows or
 //! [`sink::ROW_GROUP_BYTES_MAX`] bytes), plus one decoded event (at most
 //! `EVENT_BYTES_MAX`, 1 MiB, of canonical bytes). That is at most
-//! 16 × (8 + 32) MiB ≈ 640 MiB in the worst case and about 8 × 40 MiB unpartitioned; real
+//! 16 × (8 + 32) MiB ≈ 640 MiB in the worst case and about 14 × 40 MiB unpartitioned (13 tables,
+//! embeddings of two widths); real
 //! logs use far less (see the README's benchmark). On top of it, the log reader's redb page
 //! cache grows with the pages read, up to [`export::READ_CACHE_BYTES_MAX`] (64 MiB).
 

@@ -58,7 +58,13 @@ fn duckdb_and_pyarrow_read_the_export() {
                 uid_3_decisions += u64::from(decision.uids.contains(&3));
                 ("weights", decision.uids.len() as u64)
             }
-            _ => continue,
+            Payload::WeightsSubmitted(_) => ("submissions", 1),
+            Payload::ExternalScoreRecorded(recorded) => {
+                ("external_scores", recorded.scores.len() as u64)
+            }
+            Payload::GroundTruthRevealed(_) => ("ground_truth", 1),
+            Payload::LogOpened(_) | Payload::ProfileChanged(_) => ("profiles", 1),
+            Payload::EnvironmentRegistered(_) => ("environments", 1),
         };
         *rows.entry(table).or_default() += count;
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use common::Value;
 use weightlog::log::LogReader;
 use weightlog_export::{Compression, ExportOptions, Partition, Table, export, metadata};
-use weightlog_schema::event::{Payload, ResponseOutcome};
+use weightlog_schema::event::{Payload, ResponseOutcome, SubmissionOutcome};
 use weightlog_schema::{Event, event_id};
 
 fn options(log: &Path, out_dir: &Path) -> ExportOptions {
@@ -168,8 +168,76 @@ fn expected(table: Table, seq: u64, bytes: &[u8], event: &Event) -> Vec<Vec<Valu
             }
             rows
         }
+        (Table::Submissions, Payload::WeightsSubmitted(submitted)) => {
+            let (block, reason) = match &submitted.outcome {
+                SubmissionOutcome::Included { block } => (Some(*block), None),
+                SubmissionOutcome::Rejected { reason } => (None, Some(reason)),
+                SubmissionOutcome::TimedOut => (None, None),
+            };
+            vec![row(vec![
+                unsigned(submitted.decision_seq),
+                json_name(serde_json::to_value(submitted.call)),
+                optional(submitted.extrinsic_hash, text),
+                optional(submitted.reveal_round, unsigned),
+                text(
+                    serde_json::to_value(&submitted.outcome).unwrap()["status"]
+                        .as_str()
+                        .unwrap(),
+                ),
+                optional(block, unsigned),
+                optional(reason, text),
+                optional(submitted.spec_version, unsigned),
+            ])]
+        }
+        (Table::ExternalScores, Payload::ExternalScoreRecorded(recorded)) => recorded
+            .scores
+            .iter()
+            .map(|entry| {
+                row(vec![
+                    text(&recorded.source),
+                    unsigned(recorded.block),
+                    unsigned(entry.uid),
+                    Value::Float(entry.score.to_bits()),
+                    text(&recorded.extra_json),
+                ])
+            })
+            .collect(),
+        (Table::GroundTruth, Payload::GroundTruthRevealed(revealed)) => vec![row(vec![
+            text(&revealed.challenge_id),
+            text(&revealed.truth_json),
+        ])],
+        (Table::Profiles, Payload::LogOpened(opened)) => vec![row(vec![
+            text("LogOpened"),
+            text(&opened.profile),
+            text(&opened.parameters_json),
+            text(opened.parameters_hash),
+            unsigned(opened.netuid),
+            text(opened.validator_hotkey.to_ss58()),
+            text(opened.log_id.to_hex()),
+        ])],
+        (Table::Profiles, Payload::ProfileChanged(changed)) => vec![row(vec![
+            text("ProfileChanged"),
+            text(&changed.profile),
+            text(&changed.parameters_json),
+            text(changed.parameters_hash),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ])],
+        (Table::Environments, Payload::EnvironmentRegistered(registered)) => vec![row(vec![
+            text(&registered.name),
+            text(&registered.version),
+            json_name(serde_json::to_value(registered.environment_kind)),
+            optional(registered.module_hash, text),
+            text(&registered.parameters_json),
+        ])],
         _ => Vec::new(),
     }
+}
+
+/// A unit enum's name as the JSON form (`cat --json`) writes it.
+fn json_name(value: serde_json::Result<serde_json::Value>) -> Value {
+    text(value.unwrap().as_str().unwrap())
 }
 
 #[test]

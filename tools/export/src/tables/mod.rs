@@ -33,12 +33,24 @@ pub enum Table {
     Metagraph,
     /// `WeightsComputed` in long form: one row per uid per decision.
     Weights,
+    /// `WeightsSubmitted`: what reached the chain, and its outcome.
+    Submissions,
+    /// `ExternalScoreRecorded` in long form: one row per uid per record.
+    #[value(name = "external_scores")]
+    ExternalScores,
+    /// `GroundTruthRevealed`.
+    #[value(name = "ground_truth")]
+    GroundTruth,
+    /// `LogOpened` and `ProfileChanged`: the profile and parameters in force from each seq.
+    Profiles,
+    /// `EnvironmentRegistered`.
+    Environments,
     /// The signed checkpoints whose size falls in the exported range.
     Checkpoints,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 13] = [
         Table::Events,
         Table::Challenges,
         Table::Responses,
@@ -46,6 +58,11 @@ impl Table {
         Table::Embeddings,
         Table::Metagraph,
         Table::Weights,
+        Table::Submissions,
+        Table::ExternalScores,
+        Table::GroundTruth,
+        Table::Profiles,
+        Table::Environments,
         Table::Checkpoints,
     ];
 
@@ -59,6 +76,11 @@ impl Table {
             Table::Embeddings => "embeddings",
             Table::Metagraph => "metagraph",
             Table::Weights => "weights",
+            Table::Submissions => "submissions",
+            Table::ExternalScores => "external_scores",
+            Table::GroundTruth => "ground_truth",
+            Table::Profiles => "profiles",
+            Table::Environments => "environments",
             Table::Checkpoints => "checkpoints",
         }
     }
@@ -155,6 +177,40 @@ impl Table {
                 Field::new("uid", DataType::UInt16, false),
                 Field::new("raw_weight", DataType::Float64, true),
                 Field::new("u16_weight", DataType::UInt16, true),
+            ]),
+            Table::Submissions => fields.extend([
+                Field::new("decision_seq", DataType::UInt64, false),
+                text("call"),
+                optional_text("extrinsic_hash"),
+                Field::new("reveal_round", DataType::UInt64, true),
+                text("outcome"),
+                Field::new("included_block", DataType::UInt64, true),
+                optional_text("rejection_reason"),
+                Field::new("spec_version", DataType::UInt32, true),
+            ]),
+            Table::ExternalScores => fields.extend([
+                text("source"),
+                Field::new("block", DataType::UInt64, false),
+                Field::new("uid", DataType::UInt16, false),
+                Field::new("score", DataType::Float64, false),
+                text("extra_json"),
+            ]),
+            Table::GroundTruth => fields.extend([text("challenge_id"), text("truth_json")]),
+            Table::Profiles => fields.extend([
+                text("kind"),
+                text("profile"),
+                text("parameters_json"),
+                text("parameters_hash"),
+                Field::new("netuid", DataType::UInt16, true),
+                optional_text("validator_hotkey"),
+                optional_text("log_id"),
+            ]),
+            Table::Environments => fields.extend([
+                text("name"),
+                text("version"),
+                text("environment_kind"),
+                optional_text("module_hash"),
+                text("parameters_json"),
             ]),
             Table::Checkpoints => fields.extend([
                 Field::new("size", DataType::UInt64, false),

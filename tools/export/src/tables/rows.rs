@@ -10,7 +10,9 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::ArrowError;
-use weightlog_schema::event::{Payload, ResponseOutcome};
+use weightlog_schema::event::{
+    EnvironmentKind, Payload, ResponseOutcome, SubmissionOutcome, WeightsCall,
+};
 use weightlog_schema::{Event, Hash, SignedCheckpoint};
 
 use super::{Table, metric_field, metric_fields, uid_field, vector_field};
@@ -108,6 +110,53 @@ enum Columns {
         uid: UInt16Builder,
         raw_weight: Float64Builder,
         u16_weight: UInt16Builder,
+    },
+    Submissions {
+        seq: UInt64Builder,
+        timestamp: TimestampMillisecondBuilder,
+        decision_seq: UInt64Builder,
+        call: StringBuilder,
+        extrinsic_hash: StringBuilder,
+        reveal_round: UInt64Builder,
+        outcome: StringBuilder,
+        included_block: UInt64Builder,
+        rejection_reason: StringBuilder,
+        spec_version: UInt32Builder,
+    },
+    ExternalScores {
+        seq: UInt64Builder,
+        timestamp: TimestampMillisecondBuilder,
+        source: StringBuilder,
+        block: UInt64Builder,
+        uid: UInt16Builder,
+        score: Float64Builder,
+        extra_json: StringBuilder,
+    },
+    GroundTruth {
+        seq: UInt64Builder,
+        timestamp: TimestampMillisecondBuilder,
+        challenge_id: StringBuilder,
+        truth_json: StringBuilder,
+    },
+    Profiles {
+        seq: UInt64Builder,
+        timestamp: TimestampMillisecondBuilder,
+        kind: StringBuilder,
+        profile: StringBuilder,
+        parameters_json: StringBuilder,
+        parameters_hash: StringBuilder,
+        netuid: UInt16Builder,
+        validator_hotkey: StringBuilder,
+        log_id: StringBuilder,
+    },
+    Environments {
+        seq: UInt64Builder,
+        timestamp: TimestampMillisecondBuilder,
+        name: StringBuilder,
+        version: StringBuilder,
+        environment_kind: StringBuilder,
+        module_hash: StringBuilder,
+        parameters_json: StringBuilder,
     },
     Checkpoints {
         seq: UInt64Builder,
@@ -227,6 +276,53 @@ impl Rows {
                 uid: UInt16Builder::new(),
                 raw_weight: Float64Builder::new(),
                 u16_weight: UInt16Builder::new(),
+            },
+            Table::Submissions => Columns::Submissions {
+                seq: UInt64Builder::new(),
+                timestamp: timestamps(),
+                decision_seq: UInt64Builder::new(),
+                call: StringBuilder::new(),
+                extrinsic_hash: StringBuilder::new(),
+                reveal_round: UInt64Builder::new(),
+                outcome: StringBuilder::new(),
+                included_block: UInt64Builder::new(),
+                rejection_reason: StringBuilder::new(),
+                spec_version: UInt32Builder::new(),
+            },
+            Table::ExternalScores => Columns::ExternalScores {
+                seq: UInt64Builder::new(),
+                timestamp: timestamps(),
+                source: StringBuilder::new(),
+                block: UInt64Builder::new(),
+                uid: UInt16Builder::new(),
+                score: Float64Builder::new(),
+                extra_json: StringBuilder::new(),
+            },
+            Table::GroundTruth => Columns::GroundTruth {
+                seq: UInt64Builder::new(),
+                timestamp: timestamps(),
+                challenge_id: StringBuilder::new(),
+                truth_json: StringBuilder::new(),
+            },
+            Table::Profiles => Columns::Profiles {
+                seq: UInt64Builder::new(),
+                timestamp: timestamps(),
+                kind: StringBuilder::new(),
+                profile: StringBuilder::new(),
+                parameters_json: StringBuilder::new(),
+                parameters_hash: StringBuilder::new(),
+                netuid: UInt16Builder::new(),
+                validator_hotkey: StringBuilder::new(),
+                log_id: StringBuilder::new(),
+            },
+            Table::Environments => Columns::Environments {
+                seq: UInt64Builder::new(),
+                timestamp: timestamps(),
+                name: StringBuilder::new(),
+                version: StringBuilder::new(),
+                environment_kind: StringBuilder::new(),
+                module_hash: StringBuilder::new(),
+                parameters_json: StringBuilder::new(),
             },
             Table::Checkpoints => Columns::Checkpoints {
                 seq: UInt64Builder::new(),
@@ -497,6 +593,138 @@ impl Rows {
                     self.rows += 1;
                 }
             }
+            (
+                Columns::Submissions {
+                    seq,
+                    timestamp,
+                    decision_seq,
+                    call,
+                    extrinsic_hash,
+                    reveal_round,
+                    outcome,
+                    included_block,
+                    rejection_reason,
+                    spec_version,
+                },
+                Payload::WeightsSubmitted(submitted),
+            ) => {
+                seq.append_value(seq_value);
+                timestamp.append_value(timestamp_ms);
+                decision_seq.append_value(submitted.decision_seq);
+                call.append_value(call_name(submitted.call));
+                extrinsic_hash.append_option(submitted.extrinsic_hash.map(|hash| hash.to_string()));
+                reveal_round.append_option(submitted.reveal_round);
+                let (status, block, reason) = match &submitted.outcome {
+                    SubmissionOutcome::Included { block } => ("included", Some(*block), None),
+                    SubmissionOutcome::Rejected { reason } => ("rejected", None, Some(reason)),
+                    SubmissionOutcome::TimedOut => ("timed_out", None, None),
+                };
+                outcome.append_value(status);
+                included_block.append_option(block);
+                rejection_reason.append_option(reason);
+                spec_version.append_option(submitted.spec_version);
+                self.rows += 1;
+            }
+            (
+                Columns::ExternalScores {
+                    seq,
+                    timestamp,
+                    source,
+                    block,
+                    uid,
+                    score,
+                    extra_json,
+                },
+                Payload::ExternalScoreRecorded(recorded),
+            ) => {
+                for entry in &recorded.scores {
+                    seq.append_value(seq_value);
+                    timestamp.append_value(timestamp_ms);
+                    source.append_value(&recorded.source);
+                    block.append_value(recorded.block);
+                    uid.append_value(entry.uid);
+                    score.append_value(entry.score);
+                    extra_json.append_value(&recorded.extra_json);
+                    self.rows += 1;
+                }
+            }
+            (
+                Columns::GroundTruth {
+                    seq,
+                    timestamp,
+                    challenge_id,
+                    truth_json,
+                },
+                Payload::GroundTruthRevealed(revealed),
+            ) => {
+                seq.append_value(seq_value);
+                timestamp.append_value(timestamp_ms);
+                challenge_id.append_value(&revealed.challenge_id);
+                truth_json.append_value(&revealed.truth_json);
+                self.rows += 1;
+            }
+            (
+                Columns::Profiles {
+                    seq,
+                    timestamp,
+                    kind,
+                    profile,
+                    parameters_json,
+                    parameters_hash,
+                    netuid,
+                    validator_hotkey,
+                    log_id,
+                },
+                payload,
+            ) => {
+                let (named, parameters, hash, opened) = match payload {
+                    Payload::LogOpened(opened) => (
+                        &opened.profile,
+                        &opened.parameters_json,
+                        opened.parameters_hash,
+                        Some(opened),
+                    ),
+                    Payload::ProfileChanged(changed) => (
+                        &changed.profile,
+                        &changed.parameters_json,
+                        changed.parameters_hash,
+                        None,
+                    ),
+                    _ => return 0,
+                };
+                seq.append_value(seq_value);
+                timestamp.append_value(timestamp_ms);
+                kind.append_value(row.event.kind().name());
+                profile.append_value(named);
+                parameters_json.append_value(parameters);
+                parameters_hash.append_value(hash.to_string());
+                netuid.append_option(opened.map(|opened| opened.netuid));
+                validator_hotkey
+                    .append_option(opened.map(|opened| opened.validator_hotkey.to_ss58()));
+                log_id.append_option(opened.map(|opened| opened.log_id.to_hex()));
+                self.rows += 1;
+            }
+            (
+                Columns::Environments {
+                    seq,
+                    timestamp,
+                    name,
+                    version,
+                    environment_kind,
+                    module_hash,
+                    parameters_json,
+                },
+                Payload::EnvironmentRegistered(registered),
+            ) => {
+                seq.append_value(seq_value);
+                timestamp.append_value(timestamp_ms);
+                name.append_value(&registered.name);
+                version.append_value(&registered.version);
+                environment_kind.append_value(environment_kind_name(registered.environment_kind));
+                module_hash.append_option(registered.module_hash.map(|hash| hash.to_string()));
+                parameters_json.append_value(&registered.parameters_json);
+                self.rows += 1;
+            }
             _ => {}
         }
         let added = self.rows - before;
@@ -686,6 +914,95 @@ impl Rows {
                 Arc::new(raw_weight.finish()),
                 Arc::new(u16_weight.finish()),
             ],
+            Columns::Submissions {
+                seq,
+                timestamp,
+                decision_seq,
+                call,
+                extrinsic_hash,
+                reveal_round,
+                outcome,
+                included_block,
+                rejection_reason,
+                spec_version,
+            } => vec![
+                Arc::new(seq.finish()),
+                Arc::new(timestamp.finish()),
+                Arc::new(decision_seq.finish()),
+                Arc::new(call.finish()),
+                Arc::new(extrinsic_hash.finish()),
+                Arc::new(reveal_round.finish()),
+                Arc::new(outcome.finish()),
+                Arc::new(included_block.finish()),
+                Arc::new(rejection_reason.finish()),
+                Arc::new(spec_version.finish()),
+            ],
+            Columns::ExternalScores {
+                seq,
+                timestamp,
+                source,
+                block,
+                uid,
+                score,
+                extra_json,
+            } => vec![
+                Arc::new(seq.finish()),
+                Arc::new(timestamp.finish()),
+                Arc::new(source.finish()),
+                Arc::new(block.finish()),
+                Arc::new(uid.finish()),
+                Arc::new(score.finish()),
+                Arc::new(extra_json.finish()),
+            ],
+            Columns::GroundTruth {
+                seq,
+                timestamp,
+                challenge_id,
+                truth_json,
+            } => vec![
+                Arc::new(seq.finish()),
+                Arc::new(timestamp.finish()),
+                Arc::new(challenge_id.finish()),
+                Arc::new(truth_json.finish()),
+            ],
+            Columns::Profiles {
+                seq,
+                timestamp,
+                kind,
+                profile,
+                parameters_json,
+                parameters_hash,
+                netuid,
+                validator_hotkey,
+                log_id,
+            } => vec![
+                Arc::new(seq.finish()),
+                Arc::new(timestamp.finish()),
+                Arc::new(kind.finish()),
+                Arc::new(profile.finish()),
+                Arc::new(parameters_json.finish()),
+                Arc::new(parameters_hash.finish()),
+                Arc::new(netuid.finish()),
+                Arc::new(validator_hotkey.finish()),
+                Arc::new(log_id.finish()),
+            ],
+            Columns::Environments {
+                seq,
+                timestamp,
+                name,
+                version,
+                environment_kind,
+                module_hash,
+                parameters_json,
+            } => vec![
+                Arc::new(seq.finish()),
+                Arc::new(timestamp.finish()),
+                Arc::new(name.finish()),
+                Arc::new(version.finish()),
+                Arc::new(environment_kind.finish()),
+                Arc::new(module_hash.finish()),
+                Arc::new(parameters_json.finish()),
+            ],
             Columns::Checkpoints {
                 seq,
                 timestamp,
@@ -709,6 +1026,25 @@ impl Rows {
         self.rows = 0;
         self.bytes = 0;
         RecordBatch::try_new(self.table.schema(self.embedding_dimension), columns)
+    }
+}
+
+/// A weights call as the JSON form (`cat --json`) names it.
+fn call_name(call: WeightsCall) -> &'static str {
+    match call {
+        WeightsCall::SetWeights => "set_weights",
+        WeightsCall::SetMechanismWeights => "set_mechanism_weights",
+        WeightsCall::CommitTimelockedMechanismWeights => "commit_timelocked_mechanism_weights",
+    }
+}
+
+/// An environment kind as the JSON form (`cat --json`) names it.
+fn environment_kind_name(kind: EnvironmentKind) -> &'static str {
+    match kind {
+        EnvironmentKind::Builtin => "builtin",
+        EnvironmentKind::Wasm => "wasm",
+        EnvironmentKind::Script => "script",
+        EnvironmentKind::External => "external",
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use weightlog::keys::Hotkey;
 use weightlog::log::{Genesis, Log};
-use weightlog_schema::event::{EventKind, LogId, Payload};
+use weightlog_schema::event::{EnvironmentKind, EventKind, LogId, Payload, SubmissionOutcome};
 use weightlog_schema::{Event, samples};
 
 /// The first event's time: 2025-10-09T08:53:20Z.
@@ -74,6 +74,27 @@ pub fn event(index: u64) -> Event {
             // A weight that rounded to zero is dropped from what goes to the chain.
             decision.u16_uids.remove(3);
             decision.u16_weights.remove(3);
+        }
+        // Every outcome a submission can have, and its optional fields absent.
+        Payload::WeightsSubmitted(submitted) => match (index / 16) % 3 {
+            1 => {
+                submitted.outcome = SubmissionOutcome::Rejected {
+                    reason: "rate limited".into(),
+                };
+                submitted.extrinsic_hash = None;
+                submitted.reveal_round = None;
+                submitted.spec_version = None;
+            }
+            2 => submitted.outcome = SubmissionOutcome::TimedOut,
+            _ => {}
+        },
+        Payload::EnvironmentRegistered(registered) if (index / 16).is_multiple_of(2) => {
+            registered.module_hash = None;
+            registered.environment_kind = EnvironmentKind::Builtin;
+        }
+        Payload::ExternalScoreRecorded(recorded) if (index / 16) % 3 == 1 => {
+            // A record of no scores gives no rows.
+            recorded.scores.clear();
         }
         _ => {}
     }
