@@ -96,8 +96,15 @@ pub fn access(bytes: &[u8]) -> Result<&ArchivedEvent, CodecError> {
     if bytes.len() > EVENT_BYTES_MAX {
         return Err(CodecError::TooLarge { size: bytes.len() });
     }
-    rkyv::access::<ArchivedEvent, rancor::Error>(bytes).map_err(|error| CodecError::Invalid {
-        reason: error.to_string(),
+    // `rancor::Failure` carries no message (it is what `rancor::Error` is in a release
+    // build); on the rare failure, validating again with `BoxedError` says what is wrong.
+    rkyv::access::<ArchivedEvent, rancor::Failure>(bytes).map_err(|rancor::Failure| {
+        CodecError::Invalid {
+            reason: match rkyv::access::<ArchivedEvent, rancor::BoxedError>(bytes) {
+                Err(error) => error.to_string(),
+                Ok(_) => "the bytes are not a valid archived event".into(),
+            },
+        }
     })
 }
 
@@ -109,11 +116,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CodecError> {
     if version == 0 || version > SCHEMA_VERSION {
         return Err(CodecError::UnsupportedVersion { found: version });
     }
-    let event = rkyv::deserialize::<Event, rancor::Error>(archived).map_err(|error| {
-        CodecError::Invalid {
-            reason: error.to_string(),
-        }
-    })?;
+    let event =
+        rkyv::deserialize::<Event, rancor::Failure>(archived).map_err(|rancor::Failure| {
+            CodecError::Invalid {
+                reason: match rkyv::deserialize::<Event, rancor::BoxedError>(archived) {
+                    Err(error) => error.to_string(),
+                    Ok(_) => "the archived event does not deserialise".into(),
+                },
+            }
+        })?;
     if !encodes_to(&event, bytes) {
         return Err(CodecError::NonCanonical);
     }

@@ -137,6 +137,25 @@ fn invalid_utf8_in_a_string_is_rejected_at_every_position() {
     }
 }
 
+/// Bytes that are not an event say what is wrong with them (rkyv's cheap error type, used
+/// on the hot path, carries no message; the codec asks again for one).
+#[test]
+fn undecodable_bytes_say_why() {
+    let bytes = codec::encode(&sample(EventKind::ChallengeIssued, 10)).unwrap();
+    for bad in [
+        b"not an event at all".to_vec(),
+        bytes[..bytes.len() - 3].to_vec(),
+    ] {
+        match codec::decode(&bad) {
+            Err(CodecError::Invalid { reason }) => {
+                assert!(!reason.is_empty());
+                assert!(!reason.contains("without error information"), "{reason}");
+            }
+            other => panic!("{} bytes decoded: {other:?}", bad.len()),
+        }
+    }
+}
+
 #[test]
 fn oversized_events_are_refused() {
     let mut event = sample(EventKind::ChallengeIssued, 6);
