@@ -455,10 +455,11 @@ fn init_append_inspect_cat_checkpoint_verify() {
         assert_eq!(parsed.checkpoint.size, checkpoint_size);
         assert_eq!(parsed.checkpoint.root, expected_root);
     }
-    // No commit ended at size 5.
+    // No commit ended at size 5; the error names the sizes around it.
     env.run(&["checkpoint", LOG, "--size", "5"])
         .fails(1)
-        .stderr_has("no checkpoint for size 5");
+        .stderr_has("no signed checkpoint for size 5")
+        .stderr_has("nearest sizes: 1 and 7");
 
     // verify, text and JSON.
     let out = env.run(&["verify", LOG]).ok();

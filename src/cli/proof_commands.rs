@@ -11,17 +11,15 @@ use crate::log::LogReader;
 pub(super) fn checkpoint(args: CheckpointArgs) -> Result<(), CliError> {
     let reader = LogReader::open(&args.log)?;
     let snapshot = reader.snapshot()?;
-    let checkpoint = match args.size {
-        Some(size) => snapshot.checkpoint_at(size)?.ok_or_else(|| {
-            CliError::Input(format!(
-                "no checkpoint for size {size}; checkpoints are written once per commit"
-            ))
-        })?,
+    let text = match args.size {
+        // The error names the checkpointed sizes around it, as `prove` does.
+        Some(size) => snapshot.checkpoint_text(size)?,
         None => snapshot
             .last_checkpoint()?
-            .ok_or_else(|| CliError::Input("the log has no checkpoint yet".into()))?,
+            .ok_or_else(|| CliError::Input("the log has no checkpoint yet".into()))?
+            .to_text(),
     };
-    print!("{}", checkpoint.to_text());
+    print!("{text}");
     Ok(())
 }
 

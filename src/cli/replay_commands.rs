@@ -169,6 +169,11 @@ fn why_not_saved(report: &AuditReport, decision_lag: u64) -> String {
     }
 }
 
+/// "1 thread", "2 threads".
+fn counted(count: u64, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 fn print_summary(report: &AuditReport, until: Option<u64>, threads: usize, seconds: f64) {
     println!("origin       {}", report.origin);
     println!("signer       {}", report.signer);
@@ -223,7 +228,10 @@ fn print_summary(report: &AuditReport, until: Option<u64>, threads: usize, secon
     } else {
         0.0
     };
-    println!("took         {seconds:.2} s ({rate:.0} events/s, {threads} threads)");
+    println!(
+        "took         {seconds:.2} s ({rate:.0} events/s, {})",
+        counted(threads as u64, "thread", "threads")
+    );
     match &report.verdict {
         Verdict::Match => match until {
             Some(_) => println!(
@@ -243,8 +251,8 @@ fn print_summary(report: &AuditReport, until: Option<u64>, threads: usize, secon
         }
         Verdict::Diverged(finding) => {
             println!(
-                "verdict      DIVERGED ({} findings); first at {finding}",
-                report.findings
+                "verdict      DIVERGED ({}); first at {finding}",
+                counted(report.findings, "finding", "findings")
             );
             if let Some(recorded) = &finding.recorded {
                 println!("recorded     {recorded}");

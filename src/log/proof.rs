@@ -18,7 +18,7 @@ impl From<ProofGenError<LogError>> for LogError {
 impl Snapshot {
     /// The signed checkpoint text for exactly `size` events; an error names the checkpointed
     /// sizes around it when there is none.
-    fn checkpoint_text(&self, size: u64) -> Result<String, LogError> {
+    pub fn checkpoint_text(&self, size: u64) -> Result<String, LogError> {
         match self.checkpoint_at(size)? {
             Some(checkpoint) => Ok(checkpoint.to_text()),
             None => {
