@@ -820,6 +820,80 @@ fn appending_the_same_file_twice_changes_nothing() {
     env.run(&["verify", LOG]).ok();
 }
 
+/// `cat --json` output appends back as it is: to the same log as a no-op (its genesis
+/// included), and from seq 1 into a new log, where the events land at the same seqs with
+/// the same ids. A line whose `id` or `seq` does not hold is refused.
+#[test]
+fn cat_json_output_appends_back() {
+    let env = Env::new();
+    env.init_log();
+    env.write("events.jsonl", jsonl(&every_kind(21)));
+    env.append("events.jsonl").ok();
+    let before = env.state();
+    let cat = |log: &str, from: &str| env.run(&["cat", log, "--json", "--from", from]).ok().stdout;
+    env.write("all.jsonl", cat(LOG, "0"));
+    let out = env.append("all.jsonl").ok();
+    assert_eq!(
+        out.stdout.trim(),
+        "12 events: 0 new, 12 already in the log; log size 12"
+    );
+    assert_eq!(env.state(), before);
+
+    let copy = "copy.wlog";
+    let wallet = ("dev", "default");
+    env.run_wallet(
+        &["init", copy, "--netuid", "7", "--profile", PROFILE],
+        wallet,
+    )
+    .ok();
+    env.write("tail.jsonl", cat(LOG, "1"));
+    let out = env
+        .run_wallet(&["append", copy, "--jsonl", "tail.jsonl"], wallet)
+        .ok();
+    assert!(out.stdout.contains("11 new at seqs 1..=11"), "{out:#?}");
+    assert_eq!(cat(copy, "1"), cat(LOG, "1"));
+
+    // What jq does to an integer above 2^53: the line no longer matches its id.
+    let mut challenge = samples::sample(EventKind::ChallengeIssued, 22);
+    if let Payload::ChallengeIssued(ChallengeIssued { seed, .. }) = &mut challenge.payload {
+        *seed = (1 << 53) + 1;
+    }
+    let line = |seq: u64, event: &Event| {
+        serde_json::to_string(&SequencedEvent {
+            seq,
+            id: event_id(&encode(event).unwrap()),
+            event: event.clone(),
+        })
+        .unwrap()
+    };
+    let exact = line(12, &challenge);
+    let rounded = exact.replace("9007199254740993", "9007199254740992");
+    assert_ne!(rounded, exact);
+    refused(
+        &env,
+        "rounded.jsonl",
+        &format!("{exact}\n{rounded}\n"),
+        &["line 2", "its id is", "jq", "nothing was appended"],
+    );
+    // A seq that is not where the event lands: new, or already in the log elsewhere.
+    refused(
+        &env,
+        "new-seq.jsonl",
+        &format!("{}\n", line(13, &challenge)),
+        &["line 1", "gives seq 13", "appended at seq 12"],
+    );
+    let held = env.cat_json(&["--from", "3", "--to", "4"]).remove(0).event;
+    refused(
+        &env,
+        "held-seq.jsonl",
+        &format!("{}\n", line(4, &held)),
+        &["line 1", "gives seq 4", "holds it at seq 3"],
+    );
+    env.write("exact.jsonl", format!("{exact}\n"));
+    let out = env.append("exact.jsonl").ok();
+    assert!(out.stdout.contains("1 new at seq 12"), "{out:#?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Bad input leaves the log unchanged
 // ---------------------------------------------------------------------------------------
@@ -968,6 +1042,14 @@ fn bad_jsonl_is_refused_and_leaves_the_log_unchanged() {
     let before = env.state();
     env.write("binary.jsonl", [0xff, 0xfe, 0x00, b'\n']);
     env.append("binary.jsonl").fails(1).stderr_has("line 1");
+    assert_eq!(env.state(), before);
+    // A line longer than any event's JSON is refused as it is read.
+    let mut long = format!("{}\n", good(21)).into_bytes();
+    long.resize(long.len() + 8 * EVENT_BYTES_MAX + 1, b' ');
+    env.write("long.jsonl", long);
+    env.append("long.jsonl")
+        .fails(1)
+        .stderr_has("line 2: longer than");
     assert_eq!(env.state(), before);
 
     // After all that, the log still checks out and takes good events.

@@ -10,7 +10,7 @@ use weightlog_schema::Hash;
 use weightlog_schema::signature::PublicKey;
 
 use super::{AuditError, AuditOptions, LogSource, Source, Verdict, audit};
-use crate::log::{EncodedEvent, LogReader};
+use crate::log::{EncodedEvent, LogReader, Planned};
 
 /// What the audit of the log with a batch after it says about the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,17 +31,17 @@ pub fn admission(reader: &LogReader, events: &[EncodedEvent]) -> Result<Admissio
     let source = LogSource::new(reader.clone());
     let snapshot = reader.snapshot()?;
     let size = snapshot.size()?;
-    let mut pending: Vec<(usize, &[u8])> = Vec::new();
-    let mut seen: std::collections::BTreeSet<(u64, Hash)> = Default::default();
-    for (index, event) in events.iter().enumerate() {
-        if event.kind == weightlog_schema::EventKind::LogOpened
-            || !seen.insert((event.timestamp_ms, event.id))
-            || snapshot.seq_of(event.timestamp_ms, &event.id)?.is_some()
-        {
-            continue;
-        }
-        pending.push((index, &event.bytes));
-    }
+    let pending: Vec<(usize, &[u8])> = snapshot
+        .planned_seqs(events)?
+        .into_iter()
+        .zip(events)
+        .enumerate()
+        .filter(|(_, (planned, event))| {
+            matches!(planned, Planned::New(_))
+                && event.kind != weightlog_schema::EventKind::LogOpened
+        })
+        .map(|(index, (_, event))| (index, event.bytes.as_slice()))
+        .collect();
     if pending.is_empty() {
         return Ok(Admission::Admitted);
     }

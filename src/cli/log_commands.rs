@@ -1,6 +1,6 @@
 //! `init`, `append`, `inspect`, `cat`, `verify`.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand_core::{OsRng, RngCore};
@@ -8,14 +8,16 @@ use serde_json::json;
 use weightlog_schema::event::LogId;
 use weightlog_schema::merkle;
 use weightlog_schema::signature::PublicKey;
-use weightlog_schema::{Event, SequencedEvent, event_id};
+use weightlog_schema::{
+    EVENT_BYTES_MAX, Event, Hash, Payload, SCHEMA_VERSION, SequencedEvent, event_id,
+};
 
 use super::{
     AppendArgs, CatArgs, CliError, InitArgs, InspectArgs, RecoverArgs, VerifyArgs, json_value,
 };
 use crate::audit::{Admission, AuditOptions, MemorySource, Verdict, admission, audit};
 use crate::log::{
-    APPEND_BATCH_EVENTS_MAX, EncodedEvent, Genesis, Log, LogError, LogReader, verify_log,
+    APPEND_BATCH_EVENTS_MAX, EncodedEvent, Genesis, Log, LogError, LogReader, Planned, verify_log,
 };
 
 fn now_ms() -> u64 {
@@ -82,14 +84,64 @@ fn unusable_parameters(genesis: &Genesis, signer: &PublicKey) -> Result<Option<S
     })
 }
 
+/// The longest line `append` reads: eight times [`EVENT_BYTES_MAX`], more than any event's
+/// JSON needs (escaped text, numbers written out), so that a huge line is refused as it is
+/// read rather than held in memory whole.
+pub(crate) const JSONL_LINE_BYTES_MAX: usize = 8 * EVENT_BYTES_MAX;
+
+/// One line of an append batch: an event, alone or in the form `cat --json` prints it (with
+/// its `seq` and `id`), so that `cat --json` output appends back as it is. The envelope is
+/// [`Event`]'s, field for field (a field added there fails to compile below).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    seq: Option<u64>,
+    id: Option<Hash>,
+    schema_version: Option<u16>,
+    timestamp_ms: u64,
+    payload: Payload,
+}
+
+/// An event of a batch, with what its line claimed about it.
+pub(crate) struct BatchEvent {
+    pub event: Event,
+    /// The line's number in the file, counting blank lines.
+    pub line: u64,
+    /// The seq the line gives, to be checked against where the event lands.
+    pub seq: Option<u64>,
+    /// The id the line gives, to be checked against the event's canonical bytes.
+    pub id: Option<Hash>,
+}
+
 /// Reads a JSON Lines batch; the error names the first bad line.
-pub(crate) fn read_jsonl(reader: impl BufRead) -> Result<(Vec<Event>, Vec<u64>), CliError> {
+pub(crate) fn read_jsonl(mut reader: impl BufRead) -> Result<Vec<BatchEvent>, CliError> {
     let mut events = Vec::new();
-    let mut line_numbers = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let number = index as u64 + 1;
-        let line =
-            line.map_err(|error| CliError::Input(format!("line {number}: cannot read: {error}")))?;
+    let mut bytes = Vec::new();
+    let mut number = 0u64;
+    loop {
+        bytes.clear();
+        let read = (&mut reader)
+            .take(JSONL_LINE_BYTES_MAX as u64 + 1)
+            .read_until(b'\n', &mut bytes);
+        number += 1;
+        if read.map_err(|error| CliError::Input(format!("line {number}: cannot read: {error}")))?
+            == 0
+        {
+            break;
+        }
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        } else if bytes.len() > JSONL_LINE_BYTES_MAX {
+            return Err(CliError::Input(format!(
+                "line {number}: longer than {JSONL_LINE_BYTES_MAX} bytes, more than any event's \
+                 JSON (events are at most {EVENT_BYTES_MAX} bytes)"
+            )));
+        }
+        let line = std::str::from_utf8(&bytes)
+            .map_err(|error| CliError::Input(format!("line {number}: not UTF-8: {error}")))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -98,7 +150,7 @@ pub(crate) fn read_jsonl(reader: impl BufRead) -> Result<(Vec<Event>, Vec<u64>),
                 "line {number}: a batch holds at most {APPEND_BATCH_EVENTS_MAX} events; split the file"
             )));
         }
-        let event: Event = serde_json::from_str(&line).map_err(|error| {
+        let parsed: Line = serde_json::from_str(line).map_err(|error| {
             // serde's own location is always "line 1" within one JSON line; give the column.
             let message = error.to_string();
             let message = message
@@ -109,20 +161,28 @@ pub(crate) fn read_jsonl(reader: impl BufRead) -> Result<(Vec<Event>, Vec<u64>),
                 error.column()
             ))
         })?;
-        events.push(event);
-        line_numbers.push(number);
+        events.push(BatchEvent {
+            event: Event {
+                schema_version: parsed.schema_version.unwrap_or(SCHEMA_VERSION),
+                timestamp_ms: parsed.timestamp_ms,
+                payload: parsed.payload,
+            },
+            line: number,
+            seq: parsed.seq,
+            id: parsed.id,
+        });
     }
-    Ok((events, line_numbers))
+    Ok(events)
 }
 
 pub(super) fn append(args: AppendArgs) -> Result<(), CliError> {
-    let (events, line_numbers) = if args.jsonl.as_os_str() == "-" {
+    let batch = if args.jsonl.as_os_str() == "-" {
         read_jsonl(std::io::stdin().lock())?
     } else {
         let file = std::fs::File::open(&args.jsonl).map_err(CliError::io(&args.jsonl))?;
         read_jsonl(std::io::BufReader::new(file))?
     };
-    if events.is_empty() {
+    if batch.is_empty() {
         return Err(CliError::Input(format!(
             "{}: no events to append",
             args.jsonl.display()
@@ -131,18 +191,51 @@ pub(super) fn append(args: AppendArgs) -> Result<(), CliError> {
     let refused = |index: usize, reason: &dyn std::fmt::Display| {
         CliError::Input(format!(
             "line {}: {reason}; nothing was appended",
-            line_numbers[index]
+            batch[index].line
         ))
     };
     // Encoded (and checked by the codec) before the log is opened for writing.
-    let encoded = events
+    let encoded = batch
         .iter()
         .enumerate()
-        .map(|(index, event)| EncodedEvent::new(event).map_err(|error| refused(index, &error)))
+        .map(|(index, given)| {
+            let encoded =
+                EncodedEvent::new(&given.event).map_err(|error| refused(index, &error))?;
+            match given.id {
+                Some(id) if id != encoded.id => Err(refused(
+                    index,
+                    &format!(
+                        "its id is {id}, but its content's is {}: the line changed after it was \
+                         written (a JSON tool that rounds integers above 2^53, as jq does, \
+                         changes it so)",
+                        encoded.id
+                    ),
+                )),
+                _ => Ok(encoded),
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let hotkey = args.wallet.load()?;
     let log = Log::open(&args.log, hotkey)?;
     let size_before = log.reader().size()?;
+    let planned = log.reader().snapshot()?.planned_seqs(&encoded)?;
+    for (index, (given, planned)) in batch.iter().zip(&planned).enumerate() {
+        if let Some(seq) = given.seq
+            && seq != planned.seq()
+        {
+            let place = match planned {
+                Planned::New(at) => format!("it would be appended at seq {at}"),
+                Planned::InLog(at) => format!("the log holds it at seq {at}"),
+                Planned::Repeated(at) => format!("it repeats the batch's event for seq {at}"),
+            };
+            return Err(refused(
+                index,
+                &format!(
+                    "it gives seq {seq}, but {place}; leave `seq` out to append it wherever it falls"
+                ),
+            ));
+        }
+    }
     match admission(log.reader(), &encoded).map_err(|error| CliError::Input(error.to_string()))? {
         Admission::Admitted => {}
         Admission::Refused { index, reason } => {

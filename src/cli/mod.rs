@@ -277,7 +277,9 @@ pub struct AppendArgs {
     /// The log to append to.
     pub log: PathBuf,
     /// JSON Lines file of events (`-` for stdin); one event per line in the JSON form
-    /// documented in schema/json/Event.schema.json. Blank lines are skipped.
+    /// documented in schema/json/Event.schema.json, or in the form `cat --json` prints
+    /// (SequencedEvent.schema.json), whose `id` must match the event and `seq` where it
+    /// lands. Blank lines are skipped.
     #[arg(long, value_name = "FILE")]
     pub jsonl: PathBuf,
     #[command(flatten)]

@@ -28,7 +28,7 @@ use weightlog_replay::projection::ProjectionCheckpoint;
 
 use crate::keys::Hotkey;
 
-pub use reader::{LogReader, Tail};
+pub use reader::{LogReader, Planned, Tail};
 pub use verify::{VerifyReport, verify_log};
 pub use writer::{COMMIT_BATCH_EVENTS_MAX, QUEUE_REQUESTS_MAX};
 
@@ -297,17 +297,28 @@ impl Log {
             return Ok(Vec::new());
         }
         // Seq 0 is the only LogOpened; `verify` refuses any other, so refuse it here
-        // before it is signed into the log.
-        if let Some(index) = events.iter().position(|e| e.kind == EventKind::LogOpened) {
-            return Err(LogError::BadEvent {
-                index,
-                source: CodecError::Semantic {
-                    kind: EventKind::LogOpened.name(),
-                    reason: "only `weightlog init` writes LogOpened (seq 0); record a profile \
-                             change with ProfileChanged"
-                        .into(),
-                },
-            });
+        // before it is signed into the log. The log's own genesis is already in it, so
+        // it is a no-op like any event the log holds (`cat --json` output appends back).
+        if events
+            .iter()
+            .any(|event| event.kind == EventKind::LogOpened)
+        {
+            let snapshot = self.reader.snapshot()?;
+            for (index, event) in events.iter().enumerate() {
+                if event.kind == EventKind::LogOpened
+                    && snapshot.seq_of(event.timestamp_ms, &event.id)?.is_none()
+                {
+                    return Err(LogError::BadEvent {
+                        index,
+                        source: CodecError::Semantic {
+                            kind: EventKind::LogOpened.name(),
+                            reason: "only `weightlog init` writes LogOpened (seq 0); record a \
+                                     profile change with ProfileChanged"
+                                .into(),
+                        },
+                    });
+                }
+            }
         }
         self.writer.append(events)
     }

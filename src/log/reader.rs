@@ -162,6 +162,25 @@ impl LogReader {
     }
 }
 
+/// Where an event of a batch would land (see [`Snapshot::planned_seqs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planned {
+    /// A new event, at this seq.
+    New(u64),
+    /// The log already holds it at this seq.
+    InLog(u64),
+    /// An earlier event of the same batch is the same event; it lands at this seq.
+    Repeated(u64),
+}
+
+impl Planned {
+    pub fn seq(self) -> u64 {
+        match self {
+            Planned::New(seq) | Planned::InLog(seq) | Planned::Repeated(seq) => seq,
+        }
+    }
+}
+
 /// A read transaction over a log.
 pub struct Snapshot {
     transaction: ReadTransaction,
@@ -259,6 +278,30 @@ impl Snapshot {
     pub fn seq_of(&self, timestamp_ms: u64, id: &Hash) -> Result<Option<u64>, LogError> {
         let index = self.transaction.open_table(BY_ID)?;
         Ok(index.get((timestamp_ms, &id.0))?.map(|seq| seq.value()))
+    }
+
+    /// Where each of `events` would be if they were appended now as one batch, in order:
+    /// the seq the log already gives it (appends are idempotent, by timestamp and id), the
+    /// seq of an earlier event of the batch with the same timestamp and id, or else the next
+    /// free seq. The writer places them the same way.
+    pub fn planned_seqs(&self, events: &[super::EncodedEvent]) -> Result<Vec<Planned>, LogError> {
+        let mut next = self.size()?;
+        let mut in_batch = std::collections::BTreeMap::new();
+        let mut planned = Vec::with_capacity(events.len());
+        for event in events {
+            let key = (event.timestamp_ms, event.id);
+            let place = if let Some(seq) = self.seq_of(event.timestamp_ms, &event.id)? {
+                Planned::InLog(seq)
+            } else if let Some(seq) = in_batch.get(&key) {
+                Planned::Repeated(*seq)
+            } else {
+                in_batch.insert(key, next);
+                next += 1;
+                Planned::New(next - 1)
+            };
+            planned.push(place);
+        }
+        Ok(planned)
     }
 
     /// Events of each kind, in [`EventKind::ALL`] order. Counted by a zero-copy scan (over
