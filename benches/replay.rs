@@ -16,6 +16,11 @@
 //! `replay_profiles/<profile>/threads/{1,2}`: `replay verify` on a generated log of each
 //! `gen-log` profile (seed 1, `WEIGHTLOG_REPLAY_BENCH_PROFILE_EVENTS` events, default
 //! 200,000), so the cost of each mechanism's fold and decisions shows beside affine's.
+//!
+//! `admission/{whole_log,resumed}`: `append`'s check (`audit::admission`) of a batch of
+//! [`ADMISSION_BATCH`] events onto the affine log of that size less the batch: folding the
+//! whole log (no stored checkpoint), and resuming from the checkpoint the previous append
+//! kept in the log.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -23,10 +28,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use rayon::prelude::*;
-use weightlog::audit::{AuditOptions, CHUNK_EVENTS, LogSource, Source, Verdict, audit};
+use weightlog::audit::{
+    ADMISSION_CHECKPOINT, Admission, AuditOptions, CHUNK_EVENTS, LogSource, Source, Verdict,
+    admission, audit,
+};
 use weightlog::genlog::{GenOptions, PROFILES, generate};
-use weightlog::log::LogReader;
-use weightlog_schema::{codec, leaf_hash};
+use weightlog::keys::Hotkey;
+use weightlog::log::{APPEND_BATCH_EVENTS_MAX, EncodedEvent, Genesis, Log, LogReader};
+use weightlog_schema::{Event, Payload, codec, leaf_hash};
 
 /// The allocator the `weightlog` binary uses, so the bench measures what `replay verify`
 /// does.
@@ -37,6 +46,8 @@ const EVENTS_DEFAULT: u64 = 1_000_000;
 const PROFILE_EVENTS_DEFAULT: u64 = 200_000;
 const EVENTS_TEST_MODE: u64 = 3_000;
 const THREAD_COUNTS: [usize; 2] = [1, 2];
+/// Events per batch in the `admission` group.
+const ADMISSION_BATCH: usize = 1_000;
 
 fn benchmarking() -> bool {
     std::env::args().any(|argument| argument == "--bench")
@@ -266,7 +277,66 @@ fn profiles(criterion: &mut Criterion) {
     }
 }
 
-criterion_group!(replay_benches, benches, profiles);
+/// `append`'s check on a log of the profile bench's size: the whole log folded, and resumed
+/// from a kept checkpoint.
+fn admission_cost(criterion: &mut Criterion) {
+    let count = events(
+        "WEIGHTLOG_REPLAY_BENCH_PROFILE_EVENTS",
+        PROFILE_EVENTS_DEFAULT,
+    );
+    let events: Vec<Event> = LogReader::open(&log_path("affine", count))
+        .and_then(|reader| reader.snapshot()?.range(0, u64::MAX))
+        .expect("the generated log reads")
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect();
+    let Payload::LogOpened(opened) = &events[0].payload else {
+        panic!("seq 0 opens the log");
+    };
+    // The generated log less its last batch, the batch to be appended.
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let genesis = Genesis {
+        netuid: opened.netuid,
+        profile: opened.profile.clone(),
+        parameters_json: opened.parameters_json.clone(),
+        timestamp_ms: events[0].timestamp_ms,
+        log_id: opened.log_id,
+    };
+    let log = Log::create(
+        &directory.path().join("log.redb"),
+        Hotkey::from_seed(&[7; 32]),
+        genesis,
+    )
+    .expect("create the log");
+    let split = events.len() - ADMISSION_BATCH;
+    for chunk in events[1..split].chunks(APPEND_BATCH_EVENTS_MAX) {
+        log.append_batch(chunk).expect("append");
+    }
+    let batch: Vec<EncodedEvent> = events[split..]
+        .iter()
+        .map(|event| EncodedEvent::new(event).expect("encodes"))
+        .collect();
+    let admitted = || {
+        let report = admission(log.reader(), &batch).expect("admission runs");
+        assert_eq!(report.admission, Admission::Admitted);
+        report
+    };
+
+    let mut group = criterion.benchmark_group("admission");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(ADMISSION_BATCH as u64));
+    group.bench_function("whole_log", |bench| bench.iter(admitted));
+    let kept = admitted().checkpoint.expect("a checkpoint");
+    log.store_projection_bytes(ADMISSION_CHECKPOINT, &kept.to_bytes().expect("encodes"))
+        .expect("store the checkpoint");
+    assert_eq!(admitted().resumed_from, kept.next_seq());
+    group.bench_function("resumed", |bench| bench.iter(admitted));
+    group.finish();
+    log.close().expect("close");
+}
+
+criterion_group!(replay_benches, benches, profiles, admission_cost);
 
 fn main() {
     replay_benches();

@@ -744,3 +744,112 @@ fn a_decision_recorded_after_the_save_point_but_computed_before_it_is_recomputed
     );
     assert_eq!(second.state_hash, full.state_hash);
 }
+
+/// `append`'s check (`audit::admission`) resumes from the checkpoint the previous append
+/// kept in the log, so it folds the batch rather than the whole log, and decides as a fold of
+/// the whole log does: a bad event is refused at the same index either way, and a stored
+/// checkpoint that does not fit the log is ignored.
+#[test]
+fn admission_resumes_where_the_last_append_kept_its_checkpoint() {
+    use weightlog::audit::{ADMISSION_CHECKPOINT, Admission, admission};
+    use weightlog::log::{EncodedEvent, Genesis, Log};
+
+    let directory = tempfile::tempdir().unwrap();
+    let generated_log = generated(directory.path(), "affine", 6_000);
+    let events: Vec<weightlog_schema::Event> = LogReader::open(&generated_log)
+        .unwrap()
+        .snapshot()
+        .unwrap()
+        .range(0, u64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect();
+    let Payload::LogOpened(opened) = &events[0].payload else {
+        panic!("seq 0 opens the log");
+    };
+    // The generated events under another validator's log: the prefix appended unchecked.
+    let path = directory.path().join("copy.redb");
+    let genesis = Genesis {
+        netuid: opened.netuid,
+        profile: opened.profile.clone(),
+        parameters_json: opened.parameters_json.clone(),
+        timestamp_ms: events[0].timestamp_ms,
+        log_id: opened.log_id,
+    };
+    let key = || weightlog::keys::Hotkey::from_seed(&[7; 32]);
+    let log = Log::create(&path, key(), genesis.clone()).unwrap();
+    log.append_batch(&events[1..3_000]).unwrap();
+    let encoded = |range: std::ops::Range<usize>| -> Vec<EncodedEvent> {
+        events[range]
+            .iter()
+            .map(|event| EncodedEvent::new(event).unwrap())
+            .collect()
+    };
+
+    let first = admission(log.reader(), &encoded(3_000..4_000)).unwrap();
+    assert_eq!(first.admission, Admission::Admitted);
+    assert_eq!(first.resumed_from, 0, "nothing stored yet: the whole log");
+    let kept = first.checkpoint.expect("a checkpoint near the batch's end");
+    log.append_batch(&events[3_000..4_000]).unwrap();
+    log.store_projection_bytes(ADMISSION_CHECKPOINT, &kept.to_bytes().unwrap())
+        .unwrap();
+
+    let good = encoded(4_000..5_000);
+    let resumed = admission(log.reader(), &good).unwrap();
+    assert_eq!(resumed.admission, Admission::Admitted);
+    assert_eq!(resumed.resumed_from, kept.next_seq());
+    assert!(resumed.resumed_from > 2_000, "{}", resumed.resumed_from);
+
+    // An evaluation of a uid the metagraph does not hold, in the middle of the batch.
+    let mut bad = good.clone();
+    let index = events[4_000..5_000]
+        .iter()
+        .position(|event| matches!(event.payload, Payload::EvaluationRecorded(_)))
+        .expect("an evaluation in the batch");
+    let mut evaluation = events[4_000 + index].clone();
+    if let Payload::EvaluationRecorded(recorded) = &mut evaluation.payload {
+        recorded.uid = 999;
+    }
+    bad[index] = EncodedEvent::new(&evaluation).unwrap();
+    let refused = |report: weightlog::audit::AdmissionReport| match report.admission {
+        Admission::Refused { index, .. } => (index, report.resumed_from, report.checkpoint),
+        other => panic!("the bad batch was not refused: {other:?}"),
+    };
+    let (at, from, checkpoint) = refused(admission(log.reader(), &bad).unwrap());
+    assert_eq!((at, from), (index, kept.next_seq()));
+    assert!(checkpoint.is_none(), "a refused batch keeps no checkpoint");
+
+    // A checkpoint that does not fit: the whole log decides, the same way.
+    log.store_projection_bytes(ADMISSION_CHECKPOINT, b"not a checkpoint")
+        .unwrap();
+    assert_eq!(refused(admission(log.reader(), &bad).unwrap()).0, index);
+    let whole = admission(log.reader(), &good).unwrap();
+    assert_eq!(
+        (whole.admission, whole.resumed_from),
+        (Admission::Admitted, 0)
+    );
+    log.close().unwrap();
+
+    // Nor does one of another history under the same origin (the genesis a millisecond
+    // later, so every root differs): the signed roots refuse the resume.
+    let other = Log::create(
+        &directory.path().join("other.redb"),
+        key(),
+        Genesis {
+            timestamp_ms: genesis.timestamp_ms + 1,
+            ..genesis
+        },
+    )
+    .unwrap();
+    other.append_batch(&events[1..4_000]).unwrap();
+    other
+        .store_projection_bytes(ADMISSION_CHECKPOINT, &kept.to_bytes().unwrap())
+        .unwrap();
+    let whole = admission(other.reader(), &good).unwrap();
+    assert_eq!(
+        (whole.admission, whole.resumed_from),
+        (Admission::Admitted, 0)
+    );
+    other.close().unwrap();
+}

@@ -3,14 +3,21 @@
 //! profile (an evaluation of a uid the metagraph does not hold, of a challenge never issued,
 //! parameters the profile cannot use) before they are signed into the log for good.
 //!
-//! It folds the whole log (an audit of it, decisions recomputed too), so its cost grows
-//! with the log; the live node does not use it, its own projection refuses such events.
+//! The audit saves a checkpoint near its end, which `append` keeps in the log's
+//! `projections` table ([`ADMISSION_CHECKPOINT`]); the next admission resumes there and
+//! folds only the events after it, so its cost follows the batch, not the log. The
+//! checkpoint is derived data the log's own signed roots check on resume: one that does not
+//! fit the log (damaged, or of another history) is ignored and the whole log is folded. The
+//! live node does not use this module; its own projection refuses such events.
 
 use weightlog_schema::Hash;
 use weightlog_schema::signature::PublicKey;
 
-use super::{AuditError, AuditOptions, LogSource, Source, Verdict, audit};
+use super::{AuditCheckpoint, AuditError, AuditOptions, LogSource, Source, Verdict, audit};
 use crate::log::{EncodedEvent, LogReader, Planned};
+
+/// The name `append` keeps its admission checkpoint under, in the log's `projections` table.
+pub const ADMISSION_CHECKPOINT: &str = "audit/admission";
 
 /// What the audit of the log with a batch after it says about the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +31,25 @@ pub enum Admission {
     Unchecked(String),
 }
 
+/// An admission, and what it cost.
+#[derive(Debug)]
+pub struct AdmissionReport {
+    pub admission: Admission,
+    /// The first seq the audit read: 0, or where the stored checkpoint let it resume.
+    pub resumed_from: u64,
+    /// Where the next admission may resume once the batch is appended (store it under
+    /// [`ADMISSION_CHECKPOINT`]); `None` when the batch was not admitted, or the log is too
+    /// short for one.
+    pub checkpoint: Option<AuditCheckpoint>,
+}
+
 /// The audit of the log `reader` reads with `events` appended after it. Events the log
 /// already holds (by timestamp and id) and repeats within `events` are left out, as an
 /// append leaves them out; `LogOpened` is left to the log, which refuses it anyway.
-pub fn admission(reader: &LogReader, events: &[EncodedEvent]) -> Result<Admission, AuditError> {
+pub fn admission(
+    reader: &LogReader,
+    events: &[EncodedEvent],
+) -> Result<AdmissionReport, AuditError> {
     let source = LogSource::new(reader.clone());
     let snapshot = reader.snapshot()?;
     let size = snapshot.size()?;
@@ -43,24 +65,52 @@ pub fn admission(reader: &LogReader, events: &[EncodedEvent]) -> Result<Admissio
         .map(|(index, (_, event))| (index, event.bytes.as_slice()))
         .collect();
     if pending.is_empty() {
-        return Ok(Admission::Admitted);
+        return Ok(AdmissionReport {
+            admission: Admission::Admitted,
+            resumed_from: size,
+            checkpoint: None,
+        });
     }
     let with_batch = WithBatch {
         log: &source,
         size,
         batch: pending.iter().map(|(_, bytes)| *bytes).collect(),
     };
-    let options = AuditOptions {
+    let stored = snapshot
+        .projection_bytes(ADMISSION_CHECKPOINT)?
+        .and_then(|bytes| AuditCheckpoint::from_bytes(&bytes).ok())
+        .filter(|checkpoint| {
+            checkpoint.origin() == source.origin()
+                && checkpoint.signer() == source.signer().to_ss58()
+                && checkpoint.next_seq() <= size
+        });
+    let mut options = AuditOptions {
         threads: std::thread::available_parallelism().map_or(1, usize::from),
+        save_checkpoint: true,
+        from_checkpoint: stored,
         ..AuditOptions::default()
     };
-    let (report, _) = audit(&with_batch, &options, &|_| {})?;
+    let mut outcome = audit(&with_batch, &options, &|_| {});
+    // A resume that fails, or finds fault with the log itself, may be the checkpoint's
+    // doing: the whole log decides.
+    let log_at_fault = match &outcome {
+        Ok((report, _)) => match &report.verdict {
+            Verdict::Invalid(finding) | Verdict::Tampered(finding) => finding.seq < size,
+            Verdict::Match | Verdict::Diverged(_) => false,
+        },
+        Err(_) => true,
+    };
+    if options.from_checkpoint.is_some() && log_at_fault {
+        options.from_checkpoint = None;
+        outcome = audit(&with_batch, &options, &|_| {});
+    }
+    let (report, checkpoint) = outcome?;
     let batch_index = |seq: u64| {
         seq.checked_sub(size)
             .and_then(|offset| pending.get(offset as usize))
             .map(|(index, _)| *index)
     };
-    Ok(match report.verdict {
+    let admission = match report.verdict {
         Verdict::Invalid(finding) | Verdict::Tampered(finding) => match batch_index(finding.seq) {
             Some(index) => Admission::Refused {
                 index,
@@ -76,6 +126,11 @@ pub fn admission(reader: &LogReader, events: &[EncodedEvent]) -> Result<Admissio
             Admission::Unchecked("the log's profile has no projection to check them against".into())
         }
         Verdict::Match | Verdict::Diverged(_) => Admission::Admitted,
+    };
+    Ok(AdmissionReport {
+        checkpoint: checkpoint.filter(|_| admission == Admission::Admitted),
+        admission,
+        resumed_from: report.resumed_from,
     })
 }
 

@@ -21,7 +21,7 @@ mod pipeline;
 pub mod properties;
 mod source;
 
-pub use admission::{Admission, admission};
+pub use admission::{ADMISSION_CHECKPOINT, Admission, AdmissionReport, admission};
 pub use checkpoint::AuditCheckpoint;
 pub use source::{LogSource, MemorySource, Source};
 

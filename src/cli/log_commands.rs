@@ -15,7 +15,9 @@ use weightlog_schema::{
 use super::{
     AppendArgs, CatArgs, CliError, InitArgs, InspectArgs, RecoverArgs, VerifyArgs, json_value,
 };
-use crate::audit::{Admission, AuditOptions, MemorySource, Verdict, admission, audit};
+use crate::audit::{
+    ADMISSION_CHECKPOINT, Admission, AuditOptions, MemorySource, Verdict, admission, audit,
+};
 use crate::log::{
     APPEND_BATCH_EVENTS_MAX, EncodedEvent, Genesis, Log, LogError, LogReader, Planned, verify_log,
 };
@@ -236,7 +238,9 @@ pub(super) fn append(args: AppendArgs) -> Result<(), CliError> {
             ));
         }
     }
-    match admission(log.reader(), &encoded).map_err(|error| CliError::Input(error.to_string()))? {
+    let admitted =
+        admission(log.reader(), &encoded).map_err(|error| CliError::Input(error.to_string()))?;
+    match admitted.admission {
         Admission::Admitted => {}
         Admission::Refused { index, reason } => {
             return Err(refused(
@@ -255,6 +259,22 @@ pub(super) fn append(args: AppendArgs) -> Result<(), CliError> {
     };
     let size = log.reader().size()?;
     println!("{}", append_summary(&seqs, size_before, size));
+    // Where the next append's check resumes. The events are durable already, so failing to
+    // keep it costs the next append a whole-log fold, nothing more.
+    if let Some(checkpoint) = admitted.checkpoint {
+        let kept = checkpoint
+            .to_bytes()
+            .map_err(|error| error.to_string())
+            .and_then(|bytes| {
+                log.store_projection_bytes(ADMISSION_CHECKPOINT, &bytes)
+                    .map_err(|error| error.to_string())
+            });
+        if let Err(reason) = kept {
+            eprintln!(
+                "note: the check's checkpoint was not kept ({reason}); the next append folds the whole log"
+            );
+        }
+    }
     log.close()?;
     Ok(())
 }

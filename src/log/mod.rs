@@ -337,13 +337,20 @@ impl Log {
         let bytes = checkpoint
             .to_bytes()
             .map_err(|error| LogError::Projection(error.to_string()))?;
+        self.store_projection_bytes(&checkpoint.name, &bytes)
+    }
+
+    /// Stores derived bytes durably under `name` in the `projections` table, replacing what
+    /// was there: outside the Merkle tree, so nothing an auditor checks; the caller's format
+    /// (see [`Snapshot::projection_bytes`](reader::Snapshot::projection_bytes)).
+    pub fn store_projection_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), LogError> {
         // redb runs one write transaction at a time, so this waits for the writer's commit
         // in progress rather than racing it.
         let mut transaction = self.writer.database().begin_write()?;
         transaction.set_durability(redb::Durability::Immediate)?;
         transaction
             .open_table(tables::PROJECTIONS)?
-            .insert(checkpoint.name.as_str(), bytes.as_slice())?;
+            .insert(name, bytes)?;
         transaction.commit()?;
         Ok(())
     }

@@ -354,13 +354,19 @@ impl Snapshot {
         &self,
         name: &str,
     ) -> Result<Option<weightlog_replay::projection::ProjectionCheckpoint>, LogError> {
-        let table = self.transaction.open_table(PROJECTIONS)?;
-        let Some(bytes) = table.get(name)? else {
+        let Some(bytes) = self.projection_bytes(name)? else {
             return Ok(None);
         };
-        weightlog_replay::projection::ProjectionCheckpoint::from_bytes(bytes.value())
+        weightlog_replay::projection::ProjectionCheckpoint::from_bytes(&bytes)
             .map(Some)
             .map_err(|error| LogError::Projection(format!("`{name}`: {error}")))
+    }
+
+    /// The bytes stored under `name` in the `projections` table, unchecked: derived data
+    /// whose reader checks it (see `Log::store_projection_bytes`).
+    pub fn projection_bytes(&self, name: &str) -> Result<Option<Vec<u8>>, LogError> {
+        let table = self.transaction.open_table(PROJECTIONS)?;
+        Ok(table.get(name)?.map(|bytes| bytes.value().to_vec()))
     }
 
     /// The stored Merkle tree, for roots and proofs.
