@@ -35,7 +35,7 @@ use weightlog::audit::{
 use weightlog::genlog::{GenOptions, PROFILES, generate};
 use weightlog::keys::Hotkey;
 use weightlog::log::{APPEND_BATCH_EVENTS_MAX, EncodedEvent, Genesis, Log, LogReader};
-use weightlog_schema::{Event, Payload, codec, leaf_hash};
+use weightlog_schema::{Event, codec, leaf_hash};
 
 /// The allocator the `weightlog` binary uses, so the bench measures what `replay verify`
 /// does.
@@ -290,18 +290,9 @@ fn admission_cost(criterion: &mut Criterion) {
         .into_iter()
         .map(|(_, event)| event)
         .collect();
-    let Payload::LogOpened(opened) = &events[0].payload else {
-        panic!("seq 0 opens the log");
-    };
+    let genesis = Genesis::of(&events[0]).expect("seq 0 opens the log");
     // The generated log less its last batch, the batch to be appended.
     let directory = tempfile::tempdir().expect("temporary directory");
-    let genesis = Genesis {
-        netuid: opened.netuid,
-        profile: opened.profile.clone(),
-        parameters_json: opened.parameters_json.clone(),
-        timestamp_ms: events[0].timestamp_ms,
-        log_id: opened.log_id,
-    };
     let log = Log::create(
         &directory.path().join("log.redb"),
         Hotkey::from_seed(&[7; 32]),

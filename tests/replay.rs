@@ -765,18 +765,9 @@ fn admission_resumes_where_the_last_append_kept_its_checkpoint() {
         .into_iter()
         .map(|(_, event)| event)
         .collect();
-    let Payload::LogOpened(opened) = &events[0].payload else {
-        panic!("seq 0 opens the log");
-    };
     // The generated events under another validator's log: the prefix appended unchecked.
     let path = directory.path().join("copy.redb");
-    let genesis = Genesis {
-        netuid: opened.netuid,
-        profile: opened.profile.clone(),
-        parameters_json: opened.parameters_json.clone(),
-        timestamp_ms: events[0].timestamp_ms,
-        log_id: opened.log_id,
-    };
+    let genesis = Genesis::of(&events[0]).expect("seq 0 opens the log");
     let key = || weightlog::keys::Hotkey::from_seed(&[7; 32]);
     let log = Log::create(&path, key(), genesis.clone()).unwrap();
     log.append_batch(&events[1..3_000]).unwrap();

@@ -304,7 +304,8 @@ impl LogSink<'_> {
     }
 
     fn create(&mut self, event: &Event) -> Result<(), GenError> {
-        let Payload::LogOpened(opened) = &event.payload else {
+        let (Payload::LogOpened(opened), Some(genesis)) = (&event.payload, Genesis::of(event))
+        else {
             return Err(GenError::Genesis {
                 reason: format!("seq 0 is a {}, not LogOpened", event.kind()),
             });
@@ -315,13 +316,6 @@ impl LogSink<'_> {
             });
         };
         let signer = key.public_key();
-        let genesis = Genesis {
-            netuid: opened.netuid,
-            profile: opened.profile.clone(),
-            parameters_json: opened.parameters_json.clone(),
-            timestamp_ms: event.timestamp_ms,
-            log_id: opened.log_id,
-        };
         if opened.validator_hotkey.0 != signer
             || opened.parameters_hash != codec::parameters_hash_of(&opened.parameters_json)
             || event.schema_version != weightlog_schema::SCHEMA_VERSION

@@ -121,6 +121,21 @@ pub struct Genesis {
 }
 
 impl Genesis {
+    /// The genesis a `LogOpened` event records (the inverse of [`Genesis::event`], the
+    /// signer aside); `None` for an event of another kind.
+    pub fn of(event: &Event) -> Option<Genesis> {
+        let Payload::LogOpened(opened) = &event.payload else {
+            return None;
+        };
+        Some(Genesis {
+            netuid: opened.netuid,
+            profile: opened.profile.clone(),
+            parameters_json: opened.parameters_json.clone(),
+            timestamp_ms: event.timestamp_ms,
+            log_id: opened.log_id,
+        })
+    }
+
     /// The `LogOpened` event (seq 0) of a log with this genesis whose signer is `signer`.
     pub fn event(&self, signer: &PublicKey) -> Event {
         Event::new(
