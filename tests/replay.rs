@@ -844,3 +844,71 @@ fn admission_resumes_where_the_last_append_kept_its_checkpoint() {
     );
     other.close().unwrap();
 }
+
+/// A profile change whose projection refuses the history it must fold (affine's legacy
+/// mode cannot read the `stages_v2` parameters of the log's genesis) makes the log invalid
+/// at the change, not at the event refused (that one was valid when it was appended), so
+/// `append`'s check refuses the change itself.
+#[test]
+fn a_profile_change_whose_projection_refuses_the_history_is_invalid_at_the_change() {
+    use weightlog::audit::{Admission, MemorySource, admission};
+    use weightlog::log::{EncodedEvent, Genesis, Log};
+    use weightlog_schema::codec::parameters_hash_of;
+    use weightlog_schema::event::ProfileChanged;
+
+    let mut events = genlog::events(&GenOptions::new("affine", 300, 4)).unwrap();
+    let parameters_json = r#"{"mode":"eps_pareto_legacy","envs":["SAT"]}"#.to_string();
+    let change = weightlog_schema::Event::new(
+        events.last().unwrap().timestamp_ms + 1,
+        Payload::ProfileChanged(ProfileChanged {
+            profile: "affine".into(),
+            parameters_hash: parameters_hash_of(&parameters_json),
+            parameters_json,
+        }),
+    );
+    let (report, _) = audit(
+        &MemorySource::new(&events).unwrap(),
+        &with_threads(2),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(report.verdict, Verdict::Match, "{report:?}");
+    events.push(change.clone());
+    let (report, _) = audit(
+        &MemorySource::new(&events).unwrap(),
+        &with_threads(2),
+        &|_| {},
+    )
+    .unwrap();
+    let Verdict::Invalid(found) = &report.verdict else {
+        panic!("{report:?}");
+    };
+    assert_eq!(
+        (found.seq, found.kind.as_str()),
+        (events.len() as u64 - 1, "ProfileChanged")
+    );
+    assert!(
+        found
+            .reason
+            .contains("the projection taking over refuses event 0"),
+        "{found:?}"
+    );
+
+    let directory = tempfile::tempdir().unwrap();
+    let genesis = Genesis::of(&events[0]).expect("seq 0 opens the log");
+    let log = Log::create(
+        &directory.path().join("log.redb"),
+        weightlog::keys::Hotkey::from_seed(&[7; 32]),
+        genesis,
+    )
+    .unwrap();
+    log.append_batch(&events[1..events.len() - 1]).unwrap();
+    let checked = admission(log.reader(), &[EncodedEvent::new(&change).unwrap()]).unwrap();
+    match checked.admission {
+        Admission::Refused { index: 0, reason } => {
+            assert!(reason.contains("refuses event 0"), "{reason}");
+        }
+        other => panic!("the change was not refused: {other:?}"),
+    }
+    log.close().unwrap();
+}

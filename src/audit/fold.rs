@@ -81,9 +81,8 @@ struct PendingEmbedding {
 /// How a projection taking over at a profile switch fared.
 enum Refold {
     Folded,
-    /// It refused the event at `seq`.
+    /// It refused an event; the reason names it.
     Refused {
-        seq: u64,
         reason: String,
     },
     /// The events before the switch do not hash to the audit's frontier.
@@ -1000,12 +999,12 @@ impl Fold<'_> {
                 // the validator's node does when its profile changes.
                 Ok(mut projection) => match self.refold(projection.as_mut(), seq)? {
                     Refold::Folded => Ok(projection),
-                    Refold::Refused {
-                        seq: refused,
-                        reason,
-                    } => {
+                    // The change is what makes the log invalid (the events it refuses were
+                    // valid before it), so the finding names the change; the reason names
+                    // the event refused.
+                    Refold::Refused { reason } => {
                         if self.invalid.is_none() {
-                            self.invalid = Some(finding(refused, "ProfileChanged", reason.clone()));
+                            self.invalid = Some(finding(seq, "ProfileChanged", reason.clone()));
                         }
                         Err(reason)
                     }
@@ -1090,16 +1089,15 @@ impl Fold<'_> {
                             .map_err(|error| error.to_string())
                     });
                 if let Err(reason) = applied {
-                    refused = Some((
-                        seq,
-                        format!("the projection taking over refuses event {seq}: {reason}"),
+                    refused = Some(format!(
+                        "the projection taking over refuses event {seq}: {reason}"
                     ));
                     return false;
                 }
                 true
             })?;
-        if let Some((seq, reason)) = refused {
-            return Ok(Refold::Refused { seq, reason });
+        if let Some(reason) = refused {
+            return Ok(Refold::Refused { reason });
         }
         if frontier != self.frontier {
             return Ok(Refold::Changed);
