@@ -124,7 +124,7 @@ pub fn export(
             ),
         });
     }
-    if refuse_overlap(&options.out_dir, &options.tables, from, to, &meta.origin)? {
+    if refuse_overlap(options, from, to, &meta.origin)? {
         // An empty range where an earlier export ends (a `--resume` with nothing new):
         // there is nothing to add, and empty files would only clutter the folders.
         return Ok(ExportSummary {
@@ -241,12 +241,49 @@ pub fn export(
         return Err(error);
     }
     let files = dataset.finish(&options.tables)?;
+    record_run(&options.out_dir, from, to, &options.tables)?;
     Ok(ExportSummary {
         from,
         to,
         checkpoint: cited,
         files,
     })
+}
+
+/// The folder under the output directory where each run notes the tables it exported.
+/// Hidden from dataset readers: its name starts with `_`, as Spark's and Hive's conventions
+/// ask, and it holds no `*.parquet` file.
+pub const RUNS_FOLDER: &str = "_runs";
+
+/// Notes that the run `from..to` exported `tables`, in `RUNS_FOLDER/part-FROM-TO[-N].tables`
+/// (one table name per line), so that `--resume` knows where each table ends even when a
+/// run wrote it no file: a date-partitioned or embeddings table with no rows in the range.
+/// An empty run moves no table's end, so it notes nothing.
+fn record_run(out_dir: &Path, from: u64, to: u64, tables: &[Table]) -> Result<(), ExportError> {
+    if from == to {
+        return Ok(());
+    }
+    let folder = out_dir.join(RUNS_FOLDER);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ExportError::Io { path, source }
+    };
+    std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+    let names: String = tables.iter().map(|table| format!("{table}\n")).collect();
+    let temp = folder.join(format!(".part-{from}-{to}.tables.partial"));
+    std::fs::write(&temp, names).map_err(io(&temp))?;
+    let mut again = 0;
+    loop {
+        let name = match again {
+            0 => format!("part-{from}-{to}.tables"),
+            _ => format!("part-{from}-{to}-{again}.tables"),
+        };
+        let path = folder.join(name);
+        if !path.exists() {
+            return std::fs::rename(&temp, &path).map_err(io(&path));
+        }
+        again += 1;
+    }
 }
 
 /// The first stored checkpoint of size `size` or more. One is stored per commit, so this
@@ -302,21 +339,23 @@ fn check_root(
     }
 }
 
-/// Refuses a range that overlaps a file already exported for one of `tables`, so an
-/// incremental export never counts an event twice, and a directory that holds another log's
-/// export (checked on one file per table: a directory is one log's export). File names
-/// carry their run's range (`part-FROM-TO.parquet`, see `sink.rs`). Returns whether this
-/// range is empty and an earlier export already ends where it is, so nothing is new.
+/// Refuses a range that overlaps a file already exported for one of the tables, so an
+/// incremental export never counts an event twice; a directory that holds another log's
+/// export (checked on one file per table: a directory is one log's export); and files laid
+/// out otherwise than this run's (flat beside `date=` folders, or the reverse), which a
+/// reader's Hive partitioning cannot combine. File names carry their run's range
+/// (`part-FROM-TO.parquet`, see `sink.rs`). Returns whether this range is empty and an
+/// earlier export already ends where it is, so nothing is new.
 fn refuse_overlap(
-    out_dir: &Path,
-    tables: &[Table],
+    options: &ExportOptions,
     from: u64,
     to: u64,
     origin: &str,
 ) -> Result<bool, ExportError> {
     let mut nothing_new = false;
-    for table in tables {
-        let existing = parquet_files(&out_dir.join(table.name()))?;
+    for table in &options.tables {
+        let folder = options.out_dir.join(table.name());
+        let existing = parquet_files(&folder)?;
         if let Some(path) = existing.first() {
             let found = stated_origin(path)?;
             if found != origin {
@@ -326,6 +365,18 @@ fn refuse_overlap(
                     expected: origin.to_string(),
                 });
             }
+        }
+        let wanted = options.partition.is_some();
+        if let Some(path) = existing
+            .iter()
+            .find(|path| date_partitioned(&folder, path) != wanted)
+        {
+            let layout = |dated: bool| if dated { "in date= folders" } else { "flat" };
+            return Err(ExportError::Layout {
+                path: path.clone(),
+                found: layout(!wanted),
+                wanted: layout(wanted),
+            });
         }
         for path in existing {
             let Some((file_from, file_to)) = range_of(&path) else {
@@ -342,6 +393,15 @@ fn refuse_overlap(
         }
     }
     Ok(nothing_new)
+}
+
+/// Whether `path`, a file under the table folder `folder`, lies in a `date=` partition.
+fn date_partitioned(folder: &Path, path: &Path) -> bool {
+    path.strip_prefix(folder).is_ok_and(|relative| {
+        relative
+            .components()
+            .any(|component| component.as_os_str().to_string_lossy().starts_with("date="))
+    })
 }
 
 /// The origin a file's metadata states (empty when it states none), read from its footer.
@@ -371,18 +431,59 @@ fn stated_origin(path: &Path) -> Result<String, ExportError> {
         .unwrap_or_default())
 }
 
-/// Where the previous exports of `tables` in `out_dir` ended: the largest `TO` of their
-/// file names, 0 when there are none. `--resume` starts there.
-pub fn exported_end(out_dir: &Path, tables: &[Table]) -> Result<u64, ExportError> {
-    let mut end = 0;
+/// Where the previous exports in `out_dir` end, for each of `tables`: the largest `TO` of
+/// the runs that exported it ([`RUNS_FOLDER`]) and of its files' names; 0 for a table never
+/// exported. `--resume` continues each table from its own end, so a table an earlier run
+/// left out (or one that is new to the directory) is not left with a gap.
+pub fn exported_ends(out_dir: &Path, tables: &[Table]) -> Result<Vec<(Table, u64)>, ExportError> {
+    let mut runs: Vec<((u64, u64), Vec<String>)> = Vec::new();
+    let folder = out_dir.join(RUNS_FOLDER);
+    match std::fs::read_dir(&folder) {
+        Ok(entries) => {
+            for entry in entries {
+                let path = entry
+                    .map_err(|source| ExportError::Io {
+                        path: folder.clone(),
+                        source,
+                    })?
+                    .path();
+                let Some(range) = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .and_then(|name| name.strip_suffix(".tables"))
+                    .and_then(|stem| range_of(Path::new(&format!("{stem}.parquet"))))
+                else {
+                    continue;
+                };
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ExportError::Io { path, source })?;
+                runs.push((range, text.lines().map(str::to_string).collect()));
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(ExportError::Io {
+                path: folder,
+                source,
+            });
+        }
+    }
+    let mut ends = Vec::with_capacity(tables.len());
     for table in tables {
+        let mut end = 0;
         for path in parquet_files(&out_dir.join(table.name()))? {
             if let Some((_, to)) = range_of(&path) {
                 end = end.max(to);
             }
         }
+        for ((_, to), names) in &runs {
+            if names.iter().any(|name| name == table.name()) {
+                end = end.max(*to);
+            }
+        }
+        ends.push((*table, end));
     }
-    Ok(end)
+    Ok(ends)
 }
 
 /// The seq range in an exported file's name: `part-FROM-TO[-N].parquet`.

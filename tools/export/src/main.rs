@@ -22,8 +22,9 @@ struct Arguments {
     /// First seq to export (for an incremental export: the previous run's --to).
     #[arg(long, default_value_t = 0, conflicts_with = "resume")]
     from: u64,
-    /// Start where the exports already in OUT_DIR end (the largest seq range end in their
-    /// file names), to add only what the log gained since.
+    /// Continue each table from where its exports in OUT_DIR end (the runs noted in
+    /// OUT_DIR/_runs and the seq ranges in the file names), to add only what the log gained
+    /// since; a table never exported there starts at seq 0.
     #[arg(long)]
     resume: bool,
     /// End of the range, exclusive (default: every signed event).
@@ -67,20 +68,51 @@ fn run(arguments: Arguments) -> Result<(), ExportError> {
     };
     tables.sort();
     tables.dedup();
-    let from = if arguments.resume {
-        weightlog_export::export::exported_end(&arguments.out_dir, &tables)?
+    // `--resume` continues each table from where its own exports end; tables that end at
+    // the same seq share one run.
+    let mut runs: Vec<(u64, Vec<Table>)> = Vec::new();
+    if arguments.resume {
+        for (table, end) in weightlog_export::export::exported_ends(&arguments.out_dir, &tables)? {
+            match runs.iter_mut().find(|(from, _)| *from == end) {
+                Some((_, group)) => group.push(table),
+                None => runs.push((end, vec![table])),
+            }
+        }
+        runs.sort_by_key(|(from, _)| *from);
     } else {
-        arguments.from
-    };
-    let options = ExportOptions {
-        log: arguments.log,
-        out_dir: arguments.out_dir,
-        from,
-        to: arguments.to,
-        tables,
-        partition: arguments.partition,
-        compression: arguments.compression,
-    };
+        runs.push((arguments.from, tables));
+    }
+    for (from, tables) in runs {
+        if arguments.resume
+            && let Some(to) = arguments.to
+            && to < from
+        {
+            return Err(ExportError::Resume(format!(
+                "--resume starts {} at seq {from}, where its files in {} end, which is past --to {to}",
+                tables
+                    .iter()
+                    .map(|table| table.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                arguments.out_dir.display()
+            )));
+        }
+        let options = ExportOptions {
+            log: arguments.log.clone(),
+            out_dir: arguments.out_dir.clone(),
+            from,
+            to: arguments.to,
+            tables,
+            partition: arguments.partition,
+            compression: arguments.compression,
+        };
+        export_one(&options, arguments.verify)?;
+    }
+    Ok(())
+}
+
+/// One export run, with a progress bar on a terminal, its summary and `--verify`'s check.
+fn export_one(options: &ExportOptions, verify: bool) -> Result<(), ExportError> {
     // A progress bar only for a person watching; logs and pipes get the summary alone.
     let bar = std::io::stderr()
         .is_terminal()
@@ -93,7 +125,7 @@ fn run(arguments: Arguments) -> Result<(), ExportError> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
     }
-    let summary = export(&options, |done, total| {
+    let summary = export(options, |done, total| {
         if let Some(bar) = &bar
             && (done.is_multiple_of(4_096) || done == total)
         {
@@ -105,23 +137,36 @@ fn run(arguments: Arguments) -> Result<(), ExportError> {
         bar.finish_and_clear();
     }
     let root = summary.checkpoint.checkpoint.root;
-    println!(
+    say(format_args!(
         "exported seqs {}..{} (checkpoint size {}, root {root}) into {} files",
         summary.from,
         summary.to,
         summary.checkpoint.checkpoint.size,
         summary.files.len()
-    );
+    ))?;
     for file in &summary.files {
-        println!("  {} {} rows", file.path.display(), file.rows);
+        say(format_args!("  {} {} rows", file.path.display(), file.rows))?;
     }
-    if arguments.verify {
+    if verify {
         for check in verify_export(&summary)? {
-            println!(
+            say(format_args!(
                 "verified {}: {} rows in {} files, digest {}",
                 check.table, check.rows, check.files, check.digest
-            );
+            ))?;
         }
     }
     Ok(())
+}
+
+/// Prints one line of the summary. A reader that closed stdout early (`| head`) is not an
+/// error: the files are the product, and `--verify` still runs (its failure still exits 2).
+fn say(line: std::fmt::Arguments) -> Result<(), ExportError> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(ExportError::Io {
+            path: "stdout".into(),
+            source: error,
+        }),
+        _ => Ok(()),
+    }
 }

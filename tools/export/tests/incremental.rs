@@ -185,3 +185,132 @@ fn a_directory_holding_another_logs_export_is_refused() {
     let error = export(&options(&second, &out, 10, None), |_, _| {}).unwrap_err();
     assert!(matches!(error, ExportError::OtherLog { .. }), "{error}");
 }
+
+/// Runs the binary on `log` into `out` with `extra` arguments; its exit status, stdout and
+/// stderr.
+fn binary(log: &Path, out: &Path, extra: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_weightlog-export"))
+        .arg(log)
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        output.status,
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// `--resume` continues each table from its own end: a table an earlier run left out gets
+/// the seqs it missed (QA found them silently skipped), and tables written by date
+/// partition, which get no file for a range without rows, are not re-read from seq 0.
+#[test]
+fn resume_continues_each_table_from_its_own_end() {
+    let directory = tempfile::tempdir().unwrap();
+    let log = directory.path().join("log.redb");
+    common::generate(&log, 60, 10);
+    let out = directory.path().join("out");
+    let ok = |extra: &[&str]| {
+        let (status, stdout, stderr) = binary(&log, &out, extra);
+        assert!(status.success(), "{extra:?}: {stderr}");
+        stdout
+    };
+    ok(&["--to", "11"]);
+    ok(&["--from", "11", "--to", "31", "--tables", "events"]);
+    let resumed = ok(&["--resume"]);
+    assert!(resumed.contains("exported seqs 11..61 "), "{resumed}");
+    assert!(resumed.contains("exported seqs 31..61 "), "{resumed}");
+    let full = directory.path().join("full");
+    export(&options(&log, &full, 0, None), |_, _| {}).unwrap();
+    for table in Table::ALL {
+        assert_eq!(
+            common::table_rows(&full, table.name()),
+            common::table_rows(&out, table.name()),
+            "{table}"
+        );
+    }
+    let files = common::files_under(&out);
+    assert!(ok(&["--resume"]).contains("into 0 files"));
+    assert_eq!(common::files_under(&out), files);
+
+    // By date: two runs, the second of a range in which some tables have no rows at all.
+    let dated = directory.path().join("dated");
+    let (status, _, stderr) = binary(&log, &dated, &["--partition", "date", "--to", "3"]);
+    assert!(status.success(), "{stderr}");
+    let (status, stdout, stderr) = binary(&log, &dated, &["--partition", "date", "--resume"]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout.matches("exported seqs").count(), 1, "{stdout}");
+    assert!(stdout.starts_with("exported seqs 3..61 "), "{stdout}");
+}
+
+/// Flat files beside `date=` folders (or the reverse) break a reader's Hive partitioning,
+/// so an export into a directory laid out the other way is refused and writes nothing.
+#[test]
+fn a_run_laid_out_otherwise_than_the_directory_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let log = directory.path().join("log.redb");
+    common::generate(&log, 40, 10);
+    for (first, second) in [(None, Some("date")), (Some("date"), None)] {
+        let out = directory.path().join(format!("out-{first:?}"));
+        let layout = |partition: Option<&str>, range: &[&'static str]| {
+            let mut extra: Vec<&str> = range.to_vec();
+            if let Some(partition) = partition {
+                extra.extend(["--partition", partition]);
+            }
+            binary(&log, &out, &extra)
+        };
+        assert!(layout(first, &["--to", "11"]).0.success());
+        let files = common::files_under(&out);
+        let (status, _, stderr) = layout(second, &["--resume"]);
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("laid out"), "{stderr}");
+        assert_eq!(common::files_under(&out), files);
+    }
+}
+
+/// Range errors name the bound at fault, and a resume point past `--to` says so.
+#[test]
+fn range_errors_name_the_bound_at_fault() {
+    let directory = tempfile::tempdir().unwrap();
+    let log = directory.path().join("log.redb");
+    common::generate(&log, 20, 10);
+    let out = directory.path().join("out");
+    let stderr = |extra: &[&str]| {
+        let (status, _, stderr) = binary(&log, &out, extra);
+        assert_eq!(status.code(), Some(1), "{extra:?}: {stderr}");
+        stderr
+    };
+    assert!(stderr(&["--from", "22"]).contains("--from 22 is past the log's 21 signed events"));
+    assert!(stderr(&["--to", "22"]).contains("--to 22 is past the log's 21 signed events"));
+    assert!(stderr(&["--from", "9", "--to", "3"]).contains("--from 9 is after --to 3"));
+    assert!(binary(&log, &out, &["--to", "11"]).0.success());
+    let message = stderr(&["--resume", "--to", "5"]);
+    assert!(message.contains("starts"), "{message}");
+    assert!(message.contains("at seq 11"), "{message}");
+    assert!(message.contains("past --to 5"), "{message}");
+}
+
+/// A reader that closes stdout early (`| head`) does not make the export panic.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let directory = tempfile::tempdir().unwrap();
+    let log = directory.path().join("log.redb");
+    common::generate(&log, 40, 10);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weightlog-export"))
+        .arg(&log)
+        .arg(directory.path().join("out"))
+        .arg("--verify")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
