@@ -1043,6 +1043,10 @@ fn bad_jsonl_is_refused_and_leaves_the_log_unchanged() {
     env.write("binary.jsonl", [0xff, 0xfe, 0x00, b'\n']);
     env.append("binary.jsonl").fails(1).stderr_has("line 1");
     assert_eq!(env.state(), before);
+    // A byte order mark before the first line is not part of the JSON.
+    env.write("bom.jsonl", format!("\u{feff}{}\n", good(22)));
+    env.append("bom.jsonl").ok();
+    let before = env.state();
     // A line longer than any event's JSON is refused as it is read.
     let mut long = format!("{}\n", good(21)).into_bytes();
     long.resize(long.len() + 8 * EVENT_BYTES_MAX + 1, b' ');

@@ -144,6 +144,11 @@ pub(crate) fn read_jsonl(mut reader: impl BufRead) -> Result<Vec<BatchEvent>, Cl
         }
         let line = std::str::from_utf8(&bytes)
             .map_err(|error| CliError::Input(format!("line {number}: not UTF-8: {error}")))?;
+        // A byte order mark, as some Windows tools write at the start of a file.
+        let line = match number {
+            1 => line.strip_prefix('\u{feff}').unwrap_or(line),
+            _ => line,
+        };
         if line.trim().is_empty() {
             continue;
         }
